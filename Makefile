@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh machine:
+#   make run   set up, train if the training data or config changed, run the assistant
+#   make test  set up, train if needed, run the whole test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL := models/assistant.tar.gz
+TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+
+export RASA_TELEMETRY_ENABLED := false
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.PHONY: run test setup train validate bench lock clean
+
+run: $(MODEL)
+	$(PY) -m supportbot.runner
+
+test: $(MODEL)
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed
+
+train: $(MODEL)
+
+$(VENV)/.installed: requirements.txt scripts/setup_venv.sh
+	scripts/setup_venv.sh $(VENV)
+	touch $@
+
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS)
+	$(PY) -m rasa train --config config.yml --domain domain.yml --data data \
+		--out models --fixed-model-name assistant
+	touch $@
+
+validate: $(VENV)/.installed
+	$(PY) -m rasa data validate --fail-on-warnings
+
+# Compare the chosen pipeline with Rasa's default one; writes docs/pipeline.md.
+bench: $(MODEL)
+	$(PY) -m bench.compare_pipelines
+
+# Re-pin every dependency from requirements.in into requirements.txt.
+lock:
+	rm -rf .venv-lock && scripts/setup_venv.sh .venv-lock requirements.in
+	{ echo "# Exact pins of every package (pip freeze of a fresh .venv made from requirements.in). Regenerate: make lock"; \
+	  .venv-lock/bin/pip freeze; } > requirements.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf models .rasa results .pytest_cache

@@ -1,0 +1,1 @@
+"""Custom actions of the assistant (rasa-sdk): thin adapters over the domain."""

@@ -1,0 +1,140 @@
+"""Clarification when the assistant did not understand a message.
+
+One action owns the whole path, so it can never loop:
+
+1. the first message it does not understand gets "Did you mean ...?" with a
+   button for each likely topic and a "Something else" button;
+2. a second failure in a row (another unclear message, or "Something else" /
+   "no" to the suggestions) gets an honest admission and the offer of a person;
+3. "yes" to that offer, or a third failure, hands the customer to a person;
+   "no" ends the path politely.
+
+The stage comes from the conversation itself (the count of failures and the
+last clarification the assistant gave), so there is no state to get out of step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import messages
+from actions.handoff import utter_support_contact
+from actions.topics import TOPIC_TITLES
+
+ACTION_NAME = "action_clarify"
+FALLBACK_INTENT = "nlu_fallback"
+MAX_SUGGESTIONS = 3
+# A topic below this confidence is too unlikely to suggest.
+MIN_SUGGESTION_CONFIDENCE = 0.05
+SOMETHING_ELSE_PAYLOAD = "/deny"
+
+# Each clarification message carries its stage in the bot event's metadata
+# under STAGE_KEY, so the next turn knows what the customer is answering.
+STAGE_KEY = "clarification_stage"
+SUGGESTIONS = "suggestions"
+GAVE_UP = "gave_up"
+PICK_ONE = "pick_one"
+OK_WHAT_ELSE = "utter_ok_what_else"
+
+
+def failed_attempts(events: List[Dict[str, Any]]) -> int:
+    """Count how many times in a row the assistant has failed to understand.
+
+    A message that was not understood counts, and so does "no" right after a
+    clarification. Any other message, or a new session, starts again at zero.
+    """
+    streak = 0
+    last_action: Optional[str] = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "session_started":
+            streak, last_action = 0, None
+        elif kind == "action" and event.get("name") != "action_listen":
+            last_action = event.get("name")
+        elif kind == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            rejected = intent == "deny" and last_action == ACTION_NAME
+            streak = streak + 1 if intent == FALLBACK_INTENT or rejected else 0
+    return streak
+
+
+def last_clarification(events: List[Dict[str, Any]]) -> Optional[str]:
+    """The clarification the assistant gave just before the latest message, if any."""
+    user_turns_seen = 0
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "user":
+            user_turns_seen += 1
+            if user_turns_seen == 2:
+                return None
+        elif kind == "bot" and user_turns_seen == 1:
+            stage = (event.get("metadata") or {}).get(STAGE_KEY)
+            if stage:
+                return stage
+    return None
+
+
+def suggested_topics(intent_ranking: List[Dict[str, Any]]) -> List[str]:
+    """The most likely topics of a message, best first, that are worth offering."""
+    suggestions = []
+    for candidate in intent_ranking:
+        name = candidate.get("name")
+        confidence = candidate.get("confidence") or 0.0
+        if name in TOPIC_TITLES and confidence >= MIN_SUGGESTION_CONFIDENCE:
+            suggestions.append(name)
+        if len(suggestions) == MAX_SUGGESTIONS:
+            break
+    return suggestions
+
+
+class ActionClarify(Action):
+    """Asks what the customer meant, admits defeat, then hands over: never loops."""
+
+    def name(self) -> Text:
+        return ACTION_NAME
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[Text, Any],
+    ) -> List[Dict[Text, Any]]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        previous = last_clarification(tracker.events)
+
+        if intent == "affirm":
+            if previous == GAVE_UP:
+                utter_support_contact(dispatcher)
+            else:
+                dispatcher.utter_message(text=messages.CLARIFY_PICK_ONE, **{STAGE_KEY: PICK_ONE})
+            return []
+        if intent == "deny" and previous == GAVE_UP:
+            dispatcher.utter_message(response=OK_WHAT_ELSE)
+            return []
+
+        attempt = failed_attempts(tracker.events)
+        if attempt >= 3:
+            utter_support_contact(dispatcher)
+            return []
+        topics = suggested_topics(tracker.latest_message.get("intent_ranking") or [])
+        if attempt >= 2 or not topics:
+            dispatcher.utter_message(
+                text=messages.CLARIFY_GAVE_UP,
+                buttons=[
+                    {"title": "Talk to support", "payload": "/human_handoff"},
+                    {"title": "No, thanks", "payload": "/deny"},
+                ],
+                **{STAGE_KEY: GAVE_UP},
+            )
+            return []
+        buttons = [
+            {"title": TOPIC_TITLES[topic], "payload": f"/{topic}"} for topic in topics
+        ]
+        buttons.append({"title": "Something else", "payload": SOMETHING_ELSE_PAYLOAD})
+        dispatcher.utter_message(
+            text=messages.CLARIFY_SUGGESTIONS, buttons=buttons, **{STAGE_KEY: SUGGESTIONS}
+        )
+        return []

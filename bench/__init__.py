@@ -1,0 +1,1 @@
+"""Measurements: NLU quality, latency and pipeline comparisons."""

@@ -1,0 +1,1 @@
+"""Runtime glue of the support assistant: settings, the process runner and the chat page."""

@@ -1,0 +1,174 @@
+"""A fast, accurate intent classifier for short support messages.
+
+TF-IDF (sublinear) over word 1-2-grams and character 2-5-grams inside word
+boundaries, then a class-balanced logistic regression. Compared with Rasa's
+``LogisticRegressionClassifier`` on raw counts, the TF-IDF weighting keeps long
+messages from drowning in frequent words, and it stays about three times
+faster than DIET per message (docs/pipeline.md has the measurements).
+
+It reads the message text itself, so it needs no featurizer before it; use it
+with a tokenizer (Rasa requires one) and a ``FallbackClassifier`` after it.
+The trained model is stored with skops, which loads only trusted types.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "tfidf_intent_classifier.skops"
+# Types a stored model may contain; anything else is refused at load time.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
+    """The untrained scikit-learn pipeline described by ``config``."""
+    words = TfidfVectorizer(
+        analyzer="word",
+        ngram_range=(1, config["word_max_ngram"]),
+        lowercase=True,
+        sublinear_tf=True,
+        token_pattern=r"(?u)\b\w+\b",
+    )
+    chars = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(config["char_min_ngram"], config["char_max_ngram"]),
+        lowercase=True,
+        sublinear_tf=True,
+    )
+    classifier = LogisticRegression(
+        C=config["C"],
+        max_iter=config["max_iter"],
+        class_weight="balanced",
+        random_state=config["random_state"],
+    )
+    return Pipeline(
+        [("features", FeatureUnion([("words", words), ("chars", chars)])),
+         ("classifier", classifier)]
+    )
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
+)
+class TfidfIntentClassifier(GraphComponent, IntentClassifier):
+    """Intent classifier: TF-IDF word and character n-grams, logistic regression."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Default settings; each can be overridden in config.yml."""
+        return {
+            "word_max_ngram": 2,
+            "char_min_ngram": 2,
+            "char_max_ngram": 5,
+            "C": 10.0,
+            "max_iter": 1000,
+            "random_state": 42,
+            "ranking_length": 10,
+        }
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Python packages the component needs."""
+        return ["sklearn", "skops"]
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        pipeline: Optional[Pipeline] = None,
+    ) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.pipeline = pipeline
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "TfidfIntentClassifier":
+        """A new, untrained classifier."""
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit the classifier on the intent examples and store it."""
+        examples = [
+            e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)
+        ]
+        if not examples:
+            logger.warning("No intent examples: %s is not trained.", type(self).__name__)
+            return self._resource
+        pipeline = build_pipeline(self.config)
+        pipeline.fit([e.get(TEXT) for e in examples], [e.get(INTENT) for e in examples])
+        self.pipeline = pipeline
+        self.persist()
+        return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Set the most likely intent and the ranking on each message."""
+        if self.pipeline is None:
+            return messages
+        texts = [message.get(TEXT) or "" for message in messages]
+        probabilities = self.pipeline.predict_proba(texts)
+        labels = self.pipeline.classes_
+        for message, row in zip(messages, probabilities):
+            ranking = sorted(
+                ({"name": str(label), "confidence": float(p)} for label, p in zip(labels, row)),
+                key=lambda item: -item["confidence"],
+            )
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(
+                "intent_ranking", ranking[: self.config["ranking_length"]], add_to_output=True
+            )
+        return messages
+
+    def persist(self) -> None:
+        """Store the trained pipeline in the model."""
+        import skops.io as sio
+
+        with self._model_storage.write_to(self._resource) as model_dir:
+            sio.dump(self.pipeline, model_dir / MODEL_FILE)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "TfidfIntentClassifier":
+        """Load the trained pipeline; an untrained one if the model has none."""
+        import skops.io as sio
+
+        try:
+            with model_storage.read_from(resource) as model_dir:
+                path = model_dir / MODEL_FILE
+                untrusted = sio.get_untrusted_types(file=path)
+                refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+                if refused:
+                    raise ValueError(f"untrusted types in {path}: {refused}")
+                pipeline = sio.load(path, trusted=untrusted)
+        except ValueError as error:
+            logger.warning("Could not load %s: %s", cls.__name__, error)
+            pipeline = None
+        return cls(config, model_storage, resource, pipeline)

@@ -1,0 +1,111 @@
+"""Shared fixtures: the trained model and a running assistant on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import requests
+
+from supportbot.runner import wait_until_up
+from supportbot.settings import PROJECT_ROOT
+
+MODEL_PATH = PROJECT_ROOT / "models" / "assistant.tar.gz"
+
+# Figures reported at the end of the run (see pytest_terminal_summary).
+REPORT_LINES: List[str] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: D103
+    if REPORT_LINES:
+        terminalreporter.section("measured figures")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The model trained from data/ (``make test`` trains it first)."""
+    if not MODEL_PATH.exists():
+        pytest.fail(f"{MODEL_PATH} is missing: run the tests with `make test`, which trains it.")
+    return MODEL_PATH
+
+
+@dataclass
+class RunningAssistant:
+    """URLs of an assistant started by the runner for the tests."""
+
+    rasa_url: str
+    web_url: str
+    action_url: str
+    log_path: Path
+
+    def say(self, sender: str, message: str) -> List[Dict]:
+        """Send one message over the REST channel and return the bot's replies."""
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+def start_assistant(tmp_dir: Path, extra_env: Dict[str, str]) -> tuple:
+    """Start ``python -m supportbot.runner`` on free ports; return (process, assistant)."""
+    ports = {name: free_port() for name in ("RASA_PORT", "ACTION_PORT", "WEB_PORT")}
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), RASA_TELEMETRY_ENABLED="false",
+               RASA_MODEL=str(MODEL_PATH), **{k: str(v) for k, v in ports.items()})
+    env.update(extra_env)
+    log_path = tmp_dir / "assistant.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supportbot.runner"], cwd=PROJECT_ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    assistant = RunningAssistant(
+        rasa_url=f"http://127.0.0.1:{ports['RASA_PORT']}",
+        web_url=f"http://127.0.0.1:{ports['WEB_PORT']}",
+        action_url=f"http://127.0.0.1:{ports['ACTION_PORT']}",
+        log_path=log_path,
+    )
+    up = wait_until_up(
+        [f"{assistant.rasa_url}/", f"{assistant.web_url}/healthz", f"{assistant.action_url}/health"],
+        timeout=180, processes=[process],
+    )
+    if not up:
+        stop_process(process)
+        pytest.fail("the assistant did not start:\n" + log_path.read_text(errors="replace")[-4000:])
+    return process, assistant
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop the runner (it stops its children) and wait for it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
+    """The whole assistant (Rasa, actions, chat page) as ``make run`` starts it."""
+    process, running = start_assistant(tmp_path_factory.mktemp("assistant"), {})
+    yield running
+    stop_process(process)
