@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
+from bench.serving import free_port
 from supportbot.runner import wait_until_up
 from supportbot.settings import PROJECT_ROOT
 
@@ -27,13 +27,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
         terminalreporter.section("measured figures")
         for line in REPORT_LINES:
             terminalreporter.write_line(line)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
