@@ -5,24 +5,28 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL := models/assistant.tar.gz
-TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+TRAINING_INPUTS := config.yml domain.yml supportbot/intent_classifier.py $(shell find data -name "*.yml" 2>/dev/null)
 
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test setup train validate bench lock clean
+.PHONY: run test setup train validate bench lock clean browser
 
 run: $(MODEL)
 	$(PY) -m supportbot.runner
 
-test: $(MODEL)
+test: $(MODEL) browser
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed
 
 train: $(MODEL)
+
+# Debian's Chromium for the browser tests (installed with apt-get if missing).
+browser:
+	scripts/ensure_browser.sh
 
 $(VENV)/.installed: requirements.txt scripts/setup_venv.sh
 	scripts/setup_venv.sh $(VENV)

@@ -102,3 +102,32 @@ def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
     process, running = start_assistant(tmp_path_factory.mktemp("assistant"), {})
     yield running
     stop_process(process)
+
+
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"{executable} missing: `make test` installs it (scripts/ensure_browser.sh).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (own cookies and storage) and page per test."""
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    yield page
+    context.close()

@@ -1,0 +1,147 @@
+"""Portal tokens: how the website tells the assistant who is signed in.
+
+The portal (which knows who is signed in) issues a short-lived token signed
+with HMAC-SHA256 under a secret it shares with the assistant
+(``PORTAL_TOKEN_SECRET``). The chat channels verify it and take the customer's
+identity from its claims, never from anything the visitor types or sends as
+metadata.
+
+Claims: ``iss`` = ``PORTAL_TOKEN_ISSUER`` (default ``portal``), ``aud`` =
+``support-assistant``, ``sub`` = the account id, ``email`` = the signed-in
+member's email, ``iat``, ``exp`` (at most ``MAX_LIFETIME`` after ``iat``) and
+a unique ``jti``.
+
+``python -m supportbot.portal_token --account ID --email ADDRESS`` prints a
+token for local testing (it needs ``PORTAL_TOKEN_SECRET``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+import jwt
+
+AUDIENCE = "support-assistant"
+DEFAULT_ISSUER = "portal"
+ALGORITHM = "HS256"
+MAX_LIFETIME = dt.timedelta(hours=12)
+DEFAULT_LIFETIME = dt.timedelta(hours=1)
+MIN_SECRET_BYTES = 32
+LEEWAY_SECONDS = 30
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class InvalidPortalToken(Exception):
+    """The token is missing, forged, expired or malformed. The message is safe to log."""
+
+
+@dataclass(frozen=True)
+class PortalIdentity:
+    """A customer verified by a portal token."""
+
+    account_id: str
+    email: str
+    expires_at: dt.datetime
+    token_id: str
+
+    def as_metadata(self) -> dict:
+        """The identity as message metadata for Rasa (no token, no secret)."""
+        return {
+            "account_id": self.account_id,
+            "email": self.email,
+            "source": "portal_token",
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PortalTokenVerifier:
+    """Verifies portal tokens with a shared secret."""
+
+    secret: str
+    issuer: str = DEFAULT_ISSUER
+    clock: Clock = utc_now
+
+    def __post_init__(self) -> None:
+        if len(self.secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"PORTAL_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+
+    def issue(self, account_id: str, email: str,
+              lifetime: dt.timedelta = DEFAULT_LIFETIME) -> str:
+        """A signed token for ``account_id`` / ``email`` (what the portal does)."""
+        if lifetime > MAX_LIFETIME:
+            raise ValueError("token lifetime too long")
+        now = self.clock()
+        claims = {
+            "iss": self.issuer, "aud": AUDIENCE, "sub": str(account_id),
+            "email": email.strip().lower(), "iat": int(now.timestamp()),
+            "exp": int((now + lifetime).timestamp()), "jti": secrets.token_hex(16),
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token: Optional[str]) -> PortalIdentity:
+        """The identity in ``token``; raises :class:`InvalidPortalToken` if it is not valid."""
+        if not token or not isinstance(token, str):
+            raise InvalidPortalToken("no token")
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE,
+                issuer=self.issuer, leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "email", "jti"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidPortalToken(type(error).__name__) from None
+        now = self.clock().timestamp()
+        issued, expires = claims["iat"], claims["exp"]
+        if not isinstance(issued, int) or not isinstance(expires, int):
+            raise InvalidPortalToken("malformed times")
+        if expires + LEEWAY_SECONDS < now:
+            raise InvalidPortalToken("expired")
+        if issued - LEEWAY_SECONDS > now or expires - issued > MAX_LIFETIME.total_seconds():
+            raise InvalidPortalToken("bad lifetime")
+        email = claims["email"]
+        if not isinstance(email, str) or "@" not in email:
+            raise InvalidPortalToken("malformed email")
+        return PortalIdentity(
+            account_id=str(claims["sub"]), email=email.lower(),
+            expires_at=dt.datetime.fromtimestamp(expires, dt.timezone.utc),
+            token_id=str(claims["jti"]),
+        )
+
+
+def verifier_from_env(environ: Optional[Mapping[str, str]] = None,
+                      clock: Clock = utc_now) -> Optional[PortalTokenVerifier]:
+    """The verifier configured by ``PORTAL_TOKEN_SECRET``; None when it is not set."""
+    env = os.environ if environ is None else environ
+    secret = env.get("PORTAL_TOKEN_SECRET")
+    if not secret:
+        return None
+    return PortalTokenVerifier(secret, env.get("PORTAL_TOKEN_ISSUER", DEFAULT_ISSUER), clock)
+
+
+def main() -> None:
+    """Print a portal token for local testing."""
+    parser = argparse.ArgumentParser(description="Issue a portal token for local testing.")
+    parser.add_argument("--account", required=True)
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--minutes", type=int, default=60)
+    args = parser.parse_args()
+    verifier = verifier_from_env()
+    if verifier is None:
+        raise SystemExit("Set PORTAL_TOKEN_SECRET first.")
+    print(verifier.issue(args.account, args.email, dt.timedelta(minutes=args.minutes)))
+
+
+if __name__ == "__main__":
+    main()
