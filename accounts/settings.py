@@ -1,0 +1,115 @@
+"""Settings of the account domain, read from the environment in one place.
+
+Every setting has a documented default; none of them is a secret, so a default
+is safe in every environment. Read them with :meth:`Settings.from_env` when the
+application starts (never at import time) and pass the object on.
+
+====================================  ===========================================
+Environment variable                  Meaning (default)
+====================================  ===========================================
+``ACCOUNTS_DB_URL``                   SQLAlchemy URL of the accounts database
+                                      (``sqlite:///<project root>/var/accounts.db``)
+``ACCOUNTS_GRACE_PERIOD_DAYS``        days between a closure request and the
+                                      final closure (14)
+``ACCOUNTS_INVITATION_TTL_DAYS``      days an invitation link stays valid (7)
+``ACCOUNTS_RESET_TOKEN_TTL_MINUTES``  minutes a password-reset link stays valid
+                                      (30)
+``ACCOUNTS_RESET_RATE_LIMIT``         password-reset requests accepted per
+                                      address and window (3)
+``ACCOUNTS_RESET_RATE_WINDOW_MINUTES`` length of that window in minutes (60)
+``ACCOUNTS_PORTAL_BASE_URL``          base URL of the customer portal, used to
+                                      build e-mailed links
+                                      (``https://portal.example.com``)
+====================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+#: Root of the project (the folder holding ``accounts/``).
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+
+#: Default database file, relative to the project root.
+DEFAULT_DB_PATH: Path = PROJECT_ROOT / "var" / "accounts.db"
+
+ENV_DB_URL = "ACCOUNTS_DB_URL"
+
+
+def default_db_url() -> str:
+    """Return the default SQLite URL (``var/accounts.db`` under the project root)."""
+    return f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def database_url(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Return the database URL from ``ACCOUNTS_DB_URL`` or the default.
+
+    Args:
+        environ: Mapping to read from; defaults to ``os.environ``.
+
+    Returns:
+        A SQLAlchemy URL string.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(ENV_DB_URL) or default_db_url()
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunable rules of the account domain.
+
+    Attributes:
+        grace_period_days: Days an account stays in ``closing`` before it is closed.
+        invitation_ttl_days: Days an invitation token can be accepted.
+        reset_token_ttl_minutes: Minutes a password-reset token can be used.
+        reset_rate_limit: Reset requests accepted per address within the window.
+        reset_rate_window_minutes: Length of the rate-limit window.
+        portal_base_url: Base URL for links sent by e-mail.
+    """
+
+    grace_period_days: int = 14
+    invitation_ttl_days: int = 7
+    reset_token_ttl_minutes: int = 30
+    reset_rate_limit: int = 3
+    reset_rate_window_minutes: int = 60
+    portal_base_url: str = "https://portal.example.com"
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Build settings from environment variables, falling back to defaults.
+
+        Args:
+            environ: Mapping to read from; defaults to ``os.environ``.
+
+        Returns:
+            The settings.
+        """
+        env = os.environ if environ is None else environ
+        d = cls()
+        return cls(
+            grace_period_days=_int(env, "ACCOUNTS_GRACE_PERIOD_DAYS", d.grace_period_days),
+            invitation_ttl_days=_int(
+                env, "ACCOUNTS_INVITATION_TTL_DAYS", d.invitation_ttl_days
+            ),
+            reset_token_ttl_minutes=_int(
+                env, "ACCOUNTS_RESET_TOKEN_TTL_MINUTES", d.reset_token_ttl_minutes
+            ),
+            reset_rate_limit=_int(env, "ACCOUNTS_RESET_RATE_LIMIT", d.reset_rate_limit),
+            reset_rate_window_minutes=_int(
+                env, "ACCOUNTS_RESET_RATE_WINDOW_MINUTES", d.reset_rate_window_minutes
+            ),
+            portal_base_url=env.get("ACCOUNTS_PORTAL_BASE_URL") or d.portal_base_url,
+        )

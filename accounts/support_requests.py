@@ -1,0 +1,193 @@
+"""Handing a case to human support.
+
+A support request is stored *first* - before any message tells the customer
+"we have passed this on" - and is idempotent by key, so a retried hand-off
+never opens a second ticket. The customer (``contact_email``, else the
+account's primary e-mail) gets an acknowledgement with the reference
+(``SR-000042``) through the outbox.
+
+``context`` is free JSON for the support agent (conversation id, slots,
+blocking reasons...). Keys that look like secrets (``password``, ``token``,
+``code``, ``secret*``...) are replaced by ``"[redacted]"`` before storing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Mapping, Optional
+
+from accounts.deps import Actor, Deps
+from accounts.models import Account, SupportRequest
+from accounts.operation import OperationContext, run_operation
+from accounts.outbox import FORBIDDEN_KEYS, SECRET_PREFIX
+from accounts.results import Reason, Refused, Result, SupportRequestCreated, support_reference, to_jsonable
+from accounts.security import is_valid_email, normalize_email
+
+MAX_CHANNEL = 32
+MAX_REASON = 64
+MAX_SUMMARY = 5000
+REDACTED = "[redacted]"
+
+
+def redact_context(context: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return ``context`` with secret-looking keys' values replaced, recursively.
+
+    Args:
+        context: JSON-like mapping.
+
+    Returns:
+        A redacted copy.
+    """
+    out: Dict[str, Any] = {}
+    for key, value in context.items():
+        lowered = str(key).lower()
+        if lowered in FORBIDDEN_KEYS or lowered.startswith(SECRET_PREFIX):
+            out[str(key)] = REDACTED
+        elif isinstance(value, Mapping):
+            out[str(key)] = redact_context(value)
+        else:
+            out[str(key)] = value
+    return out
+
+
+def open_support_request(
+    ctx: OperationContext,
+    *,
+    account_id: Optional[int],
+    channel: str,
+    reason: str,
+    summary: str,
+    context: Mapping[str, Any],
+    contact_email: Optional[str],
+) -> SupportRequest:
+    """Store a support request inside a running operation (no validation).
+
+    Writes the request, an acknowledgement to ``contact_email`` (if any) and
+    a ``support_request_created`` audit event, and marks the transaction changed.
+
+    Args:
+        ctx: The running operation's context.
+        account_id: Account concerned, if known.
+        channel: Where the customer asked (``chat``, ``email``...).
+        reason: Short machine code (``business_switch_blocked``...).
+        summary: Human-readable summary for the agent.
+        context: JSON data for the agent (secrets redacted here).
+        contact_email: Address for the acknowledgement.
+
+    Returns:
+        The flushed :class:`SupportRequest`.
+    """
+    request = SupportRequest(
+        account_id=account_id,
+        channel=channel,
+        reason=reason,
+        summary=summary,
+        context=to_jsonable(redact_context(context)),
+        contact_email=contact_email,
+        status="open",
+        created_at=ctx.now,
+    )
+    ctx.session.add(request)
+    ctx.session.flush()
+    reference = support_reference(request.id)
+    if contact_email:
+        ctx.notify(
+            account_id=account_id,
+            recipient_email=contact_email,
+            kind="support_request_received",
+            payload={"reference": reference, "reason": reason},
+        )
+    ctx.audit(
+        account_id=account_id,
+        action="support_request_created",
+        details={"support_request_id": request.id, "reference": reference, "channel": channel, "reason": reason},
+    )
+    ctx.mark_changed()
+    return request
+
+
+def create_support_request(
+    deps: Deps,
+    *,
+    account_id: Optional[int],
+    channel: str,
+    reason: str,
+    summary: str,
+    idempotency_key: str,
+    context: Optional[Mapping[str, Any]] = None,
+    contact_email: Optional[str] = None,
+    actor: Optional[Actor] = None,
+) -> Result:
+    """Store a support request (idempotent by key) and acknowledge it.
+
+    Args:
+        deps: Injected dependencies.
+        account_id: Account concerned, or None when the customer is unverified.
+        channel: Where the customer asked (``chat``, ``email``, ``web``...).
+        reason: Short machine code, e.g. ``lost_tfa_device``.
+        summary: Human-readable summary for the agent.
+        idempotency_key: Caller's key.
+        context: JSON data for the agent (secret-looking keys are redacted).
+        contact_email: Address for the acknowledgement (default: account's
+            primary e-mail).
+        actor: The verified member asking, if any (for the audit log).
+
+    Returns:
+        :class:`SupportRequestCreated`, or :class:`Refused` with reason
+        ``invalid_request`` (details: ``field``), ``invalid_email`` or
+        ``account_not_found``.
+    """
+    channel = channel.strip().lower()
+    reason = reason.strip()
+    summary = summary.strip()
+    address = normalize_email(contact_email) if contact_email else None
+    data = dict(context or {})
+
+    def body(ctx: OperationContext) -> Result:
+        for name, value, limit in (
+            ("channel", channel, MAX_CHANNEL),
+            ("reason", reason, MAX_REASON),
+            ("summary", summary, MAX_SUMMARY),
+        ):
+            if not value or len(value) > limit:
+                return Refused(reason=Reason.INVALID_REQUEST, details={"field": name, "max_length": limit})
+        try:
+            json.dumps(to_jsonable(data))
+        except (TypeError, ValueError):
+            return Refused(reason=Reason.INVALID_REQUEST, details={"field": "context"})
+        if address is not None and not is_valid_email(address):
+            return Refused(reason=Reason.INVALID_EMAIL, details={"email": address})
+        recipient = address
+        if account_id is not None:
+            account = ctx.session.get(Account, account_id)
+            if account is None:
+                return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account_id": account_id})
+            recipient = recipient or account.primary_email
+        request = open_support_request(
+            ctx,
+            account_id=account_id,
+            channel=channel,
+            reason=reason,
+            summary=summary,
+            context=data,
+            contact_email=recipient,
+        )
+        return SupportRequestCreated(support_request_id=request.id, reference=support_reference(request.id))
+
+    return run_operation(
+        deps,
+        operation="create_support_request",
+        idempotency_key=idempotency_key,
+        actor=actor,
+        actor_label="customer" if account_id is not None else "anonymous",
+        account_id=account_id,
+        params={
+            "account_id": account_id,
+            "channel": channel,
+            "reason": reason,
+            "summary": summary,
+            "context": redact_context(data),
+            "contact_email": address,
+        },
+        body=body,
+    )
