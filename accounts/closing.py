@@ -20,7 +20,9 @@ from datetime import datetime, timedelta
 from typing import List, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from accounts.db import read_session
 from accounts.deps import Actor, Deps
 from accounts.guards import (
     OWNER_ONLY,
@@ -41,6 +43,50 @@ from accounts.results import (
 )
 
 FINALIZER_ACTOR = "system:closure_finalizer"
+
+
+def _closure_refusal(session: Session, account: Account, *, lock: bool) -> Optional[Refused]:
+    """Why the account cannot be closed now, or None if it can (the FAQ's rule)."""
+    if account.status == "closing":
+        return Refused(
+            reason=Reason.ALREADY_CLOSING,
+            details={"grace_period_ends_at": account.grace_period_ends_at},
+        )
+    if account.status == "closed":
+        return Refused(reason=Reason.ACCOUNT_CLOSED)
+    invoices = unpaid_invoices(session, account.id, lock=lock)
+    services = active_services(session, account.id)
+    blocking: List[Reason] = []
+    if invoices:
+        blocking.append(Reason.UNPAID_INVOICES)
+    if services:
+        blocking.append(Reason.ACTIVE_SERVICES)
+    if blocking:
+        return Refused(
+            reason=blocking[0], blocking=tuple(blocking), invoices=tuple(invoices), services=tuple(services)
+        )
+    return None
+
+
+def check_closure(deps: Deps, actor: Actor) -> Optional[Refused]:
+    """Tell, without changing anything, whether the actor may close the account now.
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+
+    Returns:
+        None if :func:`request_closure` would succeed now, else the refusal it
+        would return (with the blocking invoices and services).
+    """
+    with read_session(deps.session_factory) as session:
+        account = session.get(Account, actor.account_id)
+        if account is None:
+            return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account_id": actor.account_id})
+        member = require_role(session, actor, OWNER_ONLY, lock=False)
+        if isinstance(member, Refused):
+            return member
+        return _closure_refusal(session, account, lock=False)
 
 
 def request_closure(
@@ -74,24 +120,9 @@ def request_closure(
         member = require_role(ctx.session, actor, OWNER_ONLY)
         if isinstance(member, Refused):
             return member
-        if account.status == "closing":
-            return Refused(
-                reason=Reason.ALREADY_CLOSING,
-                details={"grace_period_ends_at": account.grace_period_ends_at},
-            )
-        if account.status == "closed":
-            return Refused(reason=Reason.ACCOUNT_CLOSED)
-        invoices = unpaid_invoices(ctx.session, account.id)
-        services = active_services(ctx.session, account.id)
-        blocking: List[Reason] = []
-        if invoices:
-            blocking.append(Reason.UNPAID_INVOICES)
-        if services:
-            blocking.append(Reason.ACTIVE_SERVICES)
-        if blocking:
-            return Refused(
-                reason=blocking[0], blocking=tuple(blocking), invoices=tuple(invoices), services=tuple(services)
-            )
+        refusal = _closure_refusal(ctx.session, account, lock=True)
+        if refusal is not None:
+            return refusal
 
         ends_at = ctx.now + timedelta(days=days)
         account.status = "closing"

@@ -17,9 +17,13 @@ Existing invoices keep the currency they were issued in.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Union
 
+from sqlalchemy.orm import Session
+
+from accounts.db import read_session
 from accounts.deps import Actor, Deps
+from accounts.models import Account
 from accounts.guards import OWNER_OR_ADMIN, load_locked_account, payment_count, require_role
 from accounts.operation import OperationContext, run_operation
 from accounts.results import CurrencyChanged, Reason, Refused, Result
@@ -28,6 +32,47 @@ from accounts.results import CurrencyChanged, Reason, Refused, Result
 SUPPORTED_CURRENCIES = (
     "EUR", "USD", "GBP", "CHF", "PLN", "CZK", "SEK", "NOK", "DKK", "CAD", "AUD", "JPY",
 )
+
+
+def _account_refusal(session: Session, account: Account) -> Optional[Refused]:
+    """Why this account's currency cannot change, or None (the FAQ's rule)."""
+    if account.status != "active":
+        return Refused(reason=Reason.ACCOUNT_NOT_ACTIVE, details={"status": account.status})
+    payments = payment_count(session, account.id)
+    blocking: List[Reason] = []
+    if payments:
+        blocking.append(Reason.PAYMENTS_EXIST)
+    if account.balance < 0:
+        blocking.append(Reason.NEGATIVE_BALANCE)
+    if blocking:
+        return Refused(
+            reason=blocking[0],
+            blocking=tuple(blocking),
+            details={"payment_count": payments, "balance": account.balance, "currency": account.currency},
+        )
+    return None
+
+
+def check_currency_change(deps: Deps, actor: Actor) -> Union[str, Refused]:
+    """Tell, without changing anything, whether the actor may change the currency now.
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+
+    Returns:
+        The account's current currency code if a change is possible, else the
+        refusal :func:`change_currency` would return for any new currency.
+    """
+    with read_session(deps.session_factory) as session:
+        account = session.get(Account, actor.account_id)
+        if account is None:
+            return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account_id": actor.account_id})
+        member = require_role(session, actor, OWNER_OR_ADMIN, lock=False)
+        if isinstance(member, Refused):
+            return member
+        refusal = _account_refusal(session, account)
+        return account.currency if refusal is None else refusal
 
 
 def change_currency(deps: Deps, actor: Actor, *, currency: str, idempotency_key: str) -> Result:
@@ -64,18 +109,9 @@ def change_currency(deps: Deps, actor: Actor, *, currency: str, idempotency_key:
             )
         if code == account.currency:
             return Refused(reason=Reason.SAME_CURRENCY, details={"currency": code})
-        payments = payment_count(ctx.session, account.id)
-        blocking: List[Reason] = []
-        if payments:
-            blocking.append(Reason.PAYMENTS_EXIST)
-        if account.balance < 0:
-            blocking.append(Reason.NEGATIVE_BALANCE)
-        if blocking:
-            return Refused(
-                reason=blocking[0],
-                blocking=tuple(blocking),
-                details={"payment_count": payments, "balance": account.balance, "currency": account.currency},
-            )
+        refusal = _account_refusal(ctx.session, account)
+        if refusal is not None:
+            return refusal
 
         old = account.currency
         account.currency = code

@@ -19,12 +19,14 @@ Rules (FAQ: "Profile -> User Management"):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import List, Union
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from accounts.db import lock_account
+from accounts.db import lock_account, read_session
 from accounts.deps import Actor, Deps
 from accounts.guards import (
     OWNER_ONLY,
@@ -329,3 +331,37 @@ def disable_member(deps: Deps, actor: Actor, *, email: str, idempotency_key: str
         params={"email": address},
         body=body,
     )
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member of an account as shown to its owners and admins."""
+
+    email: str
+    role: str
+    status: str
+
+
+def list_members(deps: Deps, actor: Actor) -> Union[List[MemberView], Refused]:
+    """The account's members, for owners and admins (read-only).
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+
+    Returns:
+        Members ordered by role (owners first) and e-mail, or
+        ``Refused(NOT_PERMITTED)`` for other members.
+    """
+    order = {role: index for index, role in enumerate(MEMBER_ROLES)}
+    with read_session(deps.session_factory) as session:
+        member = require_role(session, actor, OWNER_OR_ADMIN, lock=False)
+        if isinstance(member, Refused):
+            return member
+        rows = session.execute(
+            sa.select(Member).where(Member.account_id == actor.account_id)
+        ).scalars().all()
+        return sorted(
+            (MemberView(email=m.email, role=m.role, status=m.status) for m in rows),
+            key=lambda view: (order.get(view.role, 99), view.email),
+        )

@@ -21,7 +21,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import messages
-from actions.handoff import utter_support_contact
+from actions.handoff import hand_over
 from actions.topics import TOPIC_TITLES
 
 ACTION_NAME = "action_clarify"
@@ -107,7 +107,7 @@ class ActionClarify(Action):
 
         if intent == "affirm":
             if previous == GAVE_UP:
-                utter_support_contact(dispatcher)
+                return await hand_over(dispatcher, tracker, "clarification_failed")
             else:
                 dispatcher.utter_message(text=messages.CLARIFY_PICK_ONE, **{STAGE_KEY: PICK_ONE})
             return []
@@ -117,8 +117,7 @@ class ActionClarify(Action):
 
         attempt = failed_attempts(tracker.events)
         if attempt >= 3:
-            utter_support_contact(dispatcher)
-            return []
+            return await hand_over(dispatcher, tracker, "clarification_failed")
         topics = suggested_topics(tracker.latest_message.get("intent_ranking") or [])
         if attempt >= 2 or not topics:
             dispatcher.utter_message(

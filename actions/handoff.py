@@ -1,18 +1,35 @@
-"""Hand-over to a person.
+"""Hand-over to a person: a support request, stored first, with the conversation.
 
-Until the helpdesk integration exists, the assistant tells the customer how to
-reach the support team (``SUPPORT_CONTACT``, see supportbot/settings.py).
+The request carries the verified customer (if any), the channel, the reason
+(the last refused operation, or the customer's own request) and the redacted
+recent transcript, so the support team can act without asking again. It is
+stored in the account store before the customer is told anything, so nothing
+is lost. Delivery to the helpdesk comes with the helpdesk integration; until
+then staff read support requests from the store, and anonymous customers are
+also told how to reach support (``SUPPORT_CONTACT``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+import logging
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from accounts import support_requests
+from accounts.results import Refused
 from actions import messages
+from actions.account_store import call_domain
+from actions.identity import verified_customer
+from actions.operation_flow import SUPPORT_OFFER, idempotency_key, operation_outcome
+from supportbot.redaction import redact_text
 from supportbot.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+TRANSCRIPT_TURNS = 20
 
 
 def utter_support_contact(dispatcher: CollectingDispatcher) -> None:
@@ -21,17 +38,74 @@ def utter_support_contact(dispatcher: CollectingDispatcher) -> None:
     dispatcher.utter_message(text=messages.HANDOFF_CONTACT.format(support_contact=contact))
 
 
+def redacted_transcript(tracker: Tracker, turns: int = TRANSCRIPT_TURNS) -> List[Dict[str, str]]:
+    """The latest messages of the conversation, secrets masked."""
+    lines = []
+    for event in tracker.events:
+        if event.get("event") == "session_started":
+            lines = []
+        elif event.get("event") in ("user", "bot") and event.get("text"):
+            who = "customer" if event["event"] == "user" else "assistant"
+            lines.append({"from": who, "text": redact_text(event["text"])})
+    return lines[-turns:]
+
+
+def handoff_reason(tracker: Tracker) -> str:
+    """Why the customer is handed over, as a short code."""
+    offer = tracker.get_slot(SUPPORT_OFFER)
+    if isinstance(offer, dict) and offer.get("operation"):
+        return f"{offer['operation']}:{offer.get('reason', 'refused')}"
+    return "customer_request"
+
+
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker,
+                    reason: str) -> List[Dict[Text, Any]]:
+    """Store a support request with the conversation, then tell the customer what happens next."""
+    customer = verified_customer(tracker)
+    transcript = redacted_transcript(tracker)
+    summary = next((line["text"] for line in reversed(transcript)
+                    if line["from"] == "customer" and len(line["text"]) > 15),
+                   "Customer asked for a person.")
+    try:
+        result = await call_domain(
+            support_requests.create_support_request,
+            account_id=customer.account_id if customer else None,
+            channel=customer.channel if customer else (tracker.get_latest_input_channel() or "chat"),
+            reason=reason[:64], summary=summary[:500],
+            idempotency_key=idempotency_key(tracker, "support_request"),
+            context={"conversation": tracker.sender_id, "transcript": transcript,
+                     "support_offer": tracker.get_slot(SUPPORT_OFFER)},
+            contact_email=customer.email if customer else None,
+            actor=customer.actor if customer else None,
+        )
+    except Exception:  # noqa: BLE001 - reported to the customer and logged
+        logger.exception("support request could not be stored")
+        result = None
+    events: List[Dict[Text, Any]] = [SlotSet(SUPPORT_OFFER, None)]
+    if result is None or isinstance(result, Refused):
+        utter_support_contact(dispatcher)
+        return [*events, operation_outcome("support_request", "failed", "not_stored")]
+    reference = result.reference
+    if customer:
+        dispatcher.utter_message(
+            text=f"I've passed this to our support team with our conversation (reference "
+                 f"{reference}). They'll reply to {customer.email}, usually within one "
+                 f"working day.")
+    else:
+        contact = load_settings().support_contact
+        dispatcher.utter_message(
+            text=f"I've noted your request (reference {reference}). As you're not signed in, "
+                 f"I can't see your account, so please contact our support team through "
+                 f"{contact} and quote that reference.")
+    return [*events, operation_outcome("support_request", "performed")]
+
+
 class ActionHumanHandoff(Action):
-    """Tells the customer how to reach the support team."""
+    """Hands the customer to a person at their request or after a refusal."""
 
     def name(self) -> Text:
         return "action_human_handoff"
 
-    async def run(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: Dict[Text, Any],
-    ) -> List[Dict[Text, Any]]:
-        utter_support_contact(dispatcher)
-        return []
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        return await hand_over(dispatcher, tracker, handoff_reason(tracker))

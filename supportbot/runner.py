@@ -123,6 +123,17 @@ def stop_all(processes: List[subprocess.Popen]) -> None:
             process.wait()
 
 
+def prepare_account_store() -> bool:
+    """Apply the account store's migrations and load the demo accounts if missing."""
+    result = subprocess.run([sys.executable, "-m", "accounts", "demo"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        logger.error("The account store could not be prepared:\n%s", result.stderr[-2000:])
+        return False
+    logger.info("Account store ready (ACCOUNTS_DB_URL or var/accounts.db), demo accounts loaded.")
+    return True
+
+
 def main() -> int:
     """Run the assistant until interrupted; the exit code is non-zero on failure."""
     settings = load_settings()
@@ -131,6 +142,8 @@ def main() -> int:
         logger.error("No trained model at %s: run `make train` first.", settings.model_path)
         return 1
 
+    if not prepare_account_store():
+        return 1
     specs = process_specs(settings)
     processes: List[subprocess.Popen] = []
     stopping = False

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -45,12 +45,18 @@ class RunningAssistant:
     web_url: str
     action_url: str
     log_path: Path
+    accounts_db_url: str = ""
 
-    def say(self, sender: str, message: str) -> List[Dict]:
-        """Send one message over the REST channel and return the bot's replies."""
+    def say(self, sender: str, message: str, token: Optional[str] = None) -> List[Dict]:
+        """Send one message over the REST channel and return the bot's replies.
+
+        With a portal ``token`` the message comes from that verified customer.
+        """
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = requests.post(
             f"{self.rasa_url}/webhooks/rest/webhook",
             json={"sender": sender, "message": message},
+            headers=headers,
             timeout=30,
         )
         response.raise_for_status()
@@ -96,10 +102,28 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
+# Portal token secret of the test assistants (tests sign tokens with it).
+TEST_PORTAL_SECRET = "test-portal-secret-" + "x" * 32
+
+
+def assistant_env(tmp_dir: Path) -> Dict[str, str]:
+    """Environment of a test assistant: its own account store, a known portal secret."""
+    return {
+        "ACCOUNTS_DB_URL": f"sqlite:///{tmp_dir / 'accounts.db'}",
+        "PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET,
+    }
+
+
 @pytest.fixture(scope="session")
 def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
-    """The whole assistant (Rasa, actions, chat page) as ``make run`` starts it."""
-    process, running = start_assistant(tmp_path_factory.mktemp("assistant"), {})
+    """The whole assistant (Rasa, actions, chat page) as ``make run`` starts it.
+
+    It has its own account store (with the demo accounts) and accepts portal
+    tokens signed with ``TEST_PORTAL_SECRET``.
+    """
+    tmp_dir = tmp_path_factory.mktemp("assistant")
+    process, running = start_assistant(tmp_dir, assistant_env(tmp_dir))
+    running.accounts_db_url = assistant_env(tmp_dir)["ACCOUNTS_DB_URL"]
     yield running
     stop_process(process)
 
@@ -110,9 +134,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it is
+    open, which would break later tests that start their own loop.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

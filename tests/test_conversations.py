@@ -37,7 +37,7 @@ def payloads(replies: List[Dict]) -> List[str]:
         ("how can I change the currency of my account", ["no payments", "negative"]),
         ("I want to close my account", ["cancel all your services", "unpaid bills"]),
         ("how do I create an account", ["Customer account", "Join", "confirm"]),
-        ("I forgot my password", ["Forgot password?", "registered"]),
+        ("I forgot my password", ["Forgot password?", "email address"]),
         ("what is two-factor authentication?", ["one-time password", "phone"]),
         ("I lost the app that generates my one time passwords", ["primary email", "support"]),
     ],

@@ -1,0 +1,95 @@
+"""Closing the account (and undoing a closure) in a conversation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from accounts import closing
+from accounts.results import Reason, Refused, Result
+from actions.account_store import account_deps, call_domain
+from actions.identity import Customer, verified_customer
+from actions.operation_flow import (
+    CONFIRMED,
+    OPERATION_CHECK,
+    UNDO,
+    CheckAction,
+    SubmitAction,
+    run_check,
+)
+from actions.wording import day
+
+
+class ActionCheckClosure(CheckAction):
+    """Can this customer close their account now? Offers undo while a closure runs."""
+
+    operation = "close_account"
+    doing = "close your account"
+
+    def name(self) -> Text:
+        return "action_check_closure"
+
+    async def check(self, customer: Customer) -> Optional[Refused]:
+        return await run_check(closing.check_closure, customer)
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        customer = verified_customer(tracker)
+        if customer is not None:
+            try:
+                refusal = await self.check(customer)
+            except Exception:  # noqa: BLE001 - the base class reports it
+                refusal = None
+            if isinstance(refusal, Refused) and refusal.reason == Reason.ALREADY_CLOSING:
+                ends = refusal.details.get("grace_period_ends_at")
+                dispatcher.utter_message(text="Your account is already scheduled to close"
+                                              + (f" on {day(ends)}." if ends else "."))
+                return [SlotSet(OPERATION_CHECK, UNDO), SlotSet(CONFIRMED, None)]
+        return await super().run(dispatcher, tracker, domain)
+
+    def explain_allowed(self, customer: Customer, dispatcher: CollectingDispatcher) -> None:
+        dispatcher.utter_message(text="I've checked your account: all services are cancelled "
+                                      "and there are no unpaid bills, so I can close it for you.")
+
+
+def closing_consequence() -> str:
+    """What closing means, stated before the customer confirms."""
+    days = account_deps().settings.grace_period_days
+    return (f"Closing starts a {days}-day grace period. During it you can still undo the "
+            f"closure; after it the account is closed for good and all its users lose access. "
+            f"Shall I close your account?")
+
+
+def undo_question(ends_on: Optional[str] = None) -> str:
+    """The question before undoing a closure."""
+    return "Do you want to keep your account and cancel the closure?"
+
+
+class ActionCloseAccount(SubmitAction):
+    """Starts the closure of the account after the customer confirmed."""
+
+    operation = "close_account"
+    doing = "close your account"
+
+    def name(self) -> Text:
+        return "action_close_account"
+
+    async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
+        return await call_domain(closing.request_closure, customer.actor, idempotency_key=key)
+
+
+class ActionUndoClosure(SubmitAction):
+    """Cancels a running closure after the customer confirmed."""
+
+    operation = "undo_closure"
+    doing = "cancel the closure"
+
+    def name(self) -> Text:
+        return "action_undo_closure"
+
+    async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
+        return await call_domain(closing.undo_closure, customer.actor, idempotency_key=key)

@@ -1,0 +1,148 @@
+"""The shape every account operation takes in a conversation.
+
+1. A *check* action runs when the customer raises the topic. Anonymous
+   customers get the FAQ answer (rules utter it); verified ones get the
+   account-specific answer: what blocks the operation (with the offer of a
+   person), or the operation's form. The outcome goes into the categorical slot
+   ``operation_check`` so rules can branch on it.
+2. The operation's form collects what it needs and always ends with an explicit
+   confirmation (slot ``confirmed``) after the assistant has stated the
+   consequence (``action_ask_confirmed``).
+3. A *submit* action performs the operation through the account domain, with an
+   idempotency key made of the conversation, the operation and the confirming
+   message, so a repeated delivery of that message changes nothing twice.
+
+Every outcome is recorded in the slot ``last_operation`` as
+``{"operation": ..., "outcome": "performed" | "refused" | "cancelled", "reason": ...}``
+so conversation reviews can find operations without reading texts.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from accounts.results import Refused, Result
+from actions.account_store import call_domain
+from actions.identity import Customer, latest_message_id, verified_customer
+from actions.wording import describe_refusal, describe_success
+
+logger = logging.getLogger(__name__)
+
+OPERATION_CHECK = "operation_check"
+ANONYMOUS, BLOCKED, ALLOWED, UNDO = "anonymous", "blocked", "allowed", "undo"
+CONFIRMED = "confirmed"
+LAST_OPERATION = "last_operation"
+SUPPORT_OFFER = "support_offer"
+
+YES_NO_BUTTONS = [
+    {"title": "Yes", "payload": "/affirm"},
+    {"title": "No", "payload": "/deny"},
+]
+CONTACT_SUPPORT_BUTTON = {"title": "Contact support", "payload": "/human_handoff"}
+FAILURE_TEXT = ("Sorry, something went wrong on our side and nothing was changed. "
+                "Please try again in a moment, or ask for a person.")
+
+
+def operation_outcome(operation: str, outcome: str, reason: Optional[str] = None) -> SlotSet:
+    """The ``last_operation`` record of an operation's outcome."""
+    value: Dict[str, Any] = {"operation": operation, "outcome": outcome}
+    if reason:
+        value["reason"] = reason
+    return SlotSet(LAST_OPERATION, value)
+
+
+def support_offer(operation: str, refused: Refused) -> SlotSet:
+    """Remember why an operation was refused, for a support request if the customer wants one."""
+    return SlotSet(SUPPORT_OFFER, {"operation": operation, "reason": refused.reason.value,
+                                   "blocking": [b.value for b in refused.blocking]})
+
+
+def idempotency_key(tracker: Tracker, operation: str) -> str:
+    """Key of one confirmed operation: conversation, operation, confirming message."""
+    return f"{tracker.sender_id}:{operation}:{latest_message_id(tracker)}"[:200]
+
+
+class CheckAction(Action, abc.ABC):
+    """Decides how the conversation goes on when a customer raises an operation's topic."""
+
+    operation: str = ""
+    doing: str = "do that"
+
+    @abc.abstractmethod
+    async def check(self, customer: Customer) -> Optional[Refused]:
+        """The refusal the operation would get now, or None when it is possible."""
+
+    def explain_allowed(self, customer: Customer, dispatcher: CollectingDispatcher) -> None:
+        """Say something before the form starts (optional)."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        customer = verified_customer(tracker)
+        if customer is None:
+            return [SlotSet(OPERATION_CHECK, ANONYMOUS)]
+        try:
+            refusal = await self.check(customer)
+        except Exception:  # noqa: BLE001 - reported to the customer and logged
+            logger.exception("check of %s failed", self.operation)
+            dispatcher.utter_message(text=FAILURE_TEXT, buttons=[CONTACT_SUPPORT_BUTTON])
+            return [SlotSet(OPERATION_CHECK, BLOCKED),
+                    operation_outcome(self.operation, "failed", "check_error")]
+        if refusal is not None:
+            dispatcher.utter_message(text=describe_refusal(refusal, self.doing),
+                                     buttons=[CONTACT_SUPPORT_BUTTON])
+            return [SlotSet(OPERATION_CHECK, BLOCKED), support_offer(self.operation, refusal),
+                    operation_outcome(self.operation, "refused", refusal.reason.value)]
+        self.explain_allowed(customer, dispatcher)
+        return [SlotSet(OPERATION_CHECK, ALLOWED), SlotSet(CONFIRMED, None)]
+
+
+class SubmitAction(Action, abc.ABC):
+    """Performs a confirmed operation and tells the customer what happened."""
+
+    operation: str = ""
+    doing: str = "do that"
+    form_slots: List[str] = []
+
+    @abc.abstractmethod
+    async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
+        """Call the account domain; return its result."""
+
+    def reset(self) -> List[Dict[Text, Any]]:
+        """Clear the form's slots so the next request starts fresh."""
+        return [SlotSet(slot, None) for slot in [*self.form_slots, CONFIRMED, OPERATION_CHECK]]
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        customer = verified_customer(tracker)
+        if customer is None:
+            dispatcher.utter_message(text="Your portal session has ended, so I can't do that now. "
+                                          "Please reopen the chat from the portal and try again.")
+            return [*self.reset(), operation_outcome(self.operation, "refused", "not_verified")]
+        if tracker.get_slot(CONFIRMED) is not True:
+            dispatcher.utter_message(text="OK, I haven't changed anything.")
+            return [*self.reset(), operation_outcome(self.operation, "cancelled")]
+        try:
+            result = await self.perform(customer, tracker, idempotency_key(tracker, self.operation))
+        except Exception:  # noqa: BLE001 - reported to the customer and logged
+            logger.exception("%s failed", self.operation)
+            dispatcher.utter_message(text=FAILURE_TEXT, buttons=[CONTACT_SUPPORT_BUTTON])
+            return [*self.reset(), operation_outcome(self.operation, "failed", "error")]
+        if isinstance(result, Refused):
+            dispatcher.utter_message(text=describe_refusal(result, self.doing),
+                                     buttons=[CONTACT_SUPPORT_BUTTON])
+            return [*self.reset(), support_offer(self.operation, result),
+                    operation_outcome(self.operation, "refused", result.reason.value)]
+        dispatcher.utter_message(text=describe_success(result))
+        return [*self.reset(), operation_outcome(self.operation, "performed")]
+
+
+async def run_check(function: Any, customer: Customer) -> Optional[Refused]:
+    """Run a domain check and return only a refusal (None when possible)."""
+    outcome = await call_domain(function, customer.actor)
+    return outcome if isinstance(outcome, Refused) else None

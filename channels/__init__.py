@@ -1,0 +1,1 @@
+"""Input channels of the assistant: REST, Socket.IO (web widget), Slack, Telegram."""

@@ -1,0 +1,115 @@
+"""Fixtures for conversations that run account operations: customers and their tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Dict, List, Optional
+
+import pytest
+import sqlalchemy as sa
+
+from accounts.db import make_session_factory, write_session
+from accounts.models import Account, AuditEvent, Invoice, Member, OutboxNotification, Payment, Service
+from supportbot.portal_token import PortalTokenVerifier
+from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class Customer:
+    """A customer of the test account store, able to chat as a verified user."""
+
+    assistant: RunningAssistant
+    account_id: int
+    email: str
+    sender: str
+
+    @property
+    def token(self) -> str:
+        return PortalTokenVerifier(TEST_PORTAL_SECRET).issue(str(self.account_id), self.email)
+
+    def say(self, message: str) -> List[Dict]:
+        return self.assistant.say(self.sender, message, token=self.token)
+
+    def says(self, message: str) -> str:
+        """Send a message; return all reply texts joined."""
+        return "\n".join(reply.get("text", "") for reply in self.say(message))
+
+
+class Store:
+    """Direct access to the assistant's account store, to set up and check state."""
+
+    def __init__(self, url: str) -> None:
+        self.factory = make_session_factory(url)
+
+    def account(self, account_id: int) -> Account:
+        with self.factory() as session:
+            return session.get(Account, account_id)
+
+    def audit_actions(self, account_id: int) -> List[tuple]:
+        with self.factory() as session:
+            rows = session.execute(sa.select(AuditEvent.action, AuditEvent.outcome)
+                                   .where(AuditEvent.account_id == account_id)
+                                   .order_by(AuditEvent.id)).all()
+            return [tuple(row) for row in rows]
+
+    def notifications(self, account_id: int) -> List[str]:
+        with self.factory() as session:
+            return list(session.execute(sa.select(OutboxNotification.kind)
+                                        .where(OutboxNotification.account_id == account_id)
+                                        .order_by(OutboxNotification.id)).scalars())
+
+    def members(self, account_id: int) -> Dict[str, tuple]:
+        with self.factory() as session:
+            rows = session.execute(sa.select(Member).where(Member.account_id == account_id)).scalars()
+            return {m.email: (m.role, m.status) for m in rows}
+
+    def create_customer(self, *, currency: str = "EUR", balance: str = "0.00",
+                        unpaid_invoice: bool = False, active_service: bool = False,
+                        payment: bool = False, members: Optional[Dict[str, str]] = None) -> tuple:
+        """A new account with an active owner; returns (account id, owner email)."""
+        tag = uuid.uuid4().hex[:10]
+        owner = f"owner-{tag}@test.example"
+        with write_session(self.factory) as session:
+            account = Account(kind="personal", currency=currency, status="active",
+                              primary_email=owner, payment_method="card",
+                              balance=Decimal(balance), created_at=NOW)
+            session.add(account)
+            session.flush()
+            session.add(Member(account_id=account.id, email=owner, role="owner", status="active",
+                               joined_at=NOW, created_at=NOW))
+            for email, role in (members or {}).items():
+                session.add(Member(account_id=account.id, email=email, role=role, status="active",
+                                   joined_at=NOW, created_at=NOW))
+            if unpaid_invoice:
+                session.add(Invoice(account_id=account.id, number=f"INV-{tag}", amount=Decimal("49.00"),
+                                    currency=currency, status="unpaid", issued_at=NOW,
+                                    due_date=(NOW + dt.timedelta(days=10)).date()))
+            if active_service:
+                session.add(Service(account_id=account.id, name="Cloud Backup", status="active",
+                                    created_at=NOW))
+            if payment:
+                session.add(Payment(account_id=account.id, amount=Decimal("10.00"), currency=currency,
+                                    paid_at=NOW))
+            account_id = account.id
+        return account_id, owner
+
+
+@pytest.fixture(scope="module")
+def store(assistant: RunningAssistant) -> Store:
+    return Store(assistant.accounts_db_url)
+
+
+@pytest.fixture
+def new_customer(assistant: RunningAssistant, store: Store):
+    """Factory: a fresh account and a verified chat with its owner."""
+
+    def make(**options) -> Customer:
+        account_id, email = store.create_customer(**options)
+        return Customer(assistant, account_id, email, f"op-{uuid.uuid4().hex}")
+
+    return make
