@@ -2,8 +2,9 @@
 
 An operation never sends e-mail itself: it adds an
 :class:`~accounts.models.OutboxNotification` row next to its state change, so
-either both are committed or neither is. A separate dispatcher (not part of
-this package) sends pending rows and sets ``sent_at``.
+either both are committed or neither is. The dispatcher
+(:mod:`accounts.dispatch`, rendering and mailers in :mod:`accounts.mail`)
+sends pending rows and sets ``sent_at``, retrying failures with backoff.
 
 Payload rules:
 
