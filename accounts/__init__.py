@@ -14,6 +14,8 @@ and nothing connects to a database at import time. Typical use::
 
 One module per capability: :mod:`accounts.closing`, :mod:`accounts.currency`,
 :mod:`accounts.members`, :mod:`accounts.business`,
-:mod:`accounts.password_reset`, :mod:`accounts.support_requests`;
+:mod:`accounts.password_reset`, :mod:`accounts.support_requests`,
+:mod:`accounts.step_up`, :mod:`accounts.channel_links`,
+:mod:`accounts.tfa_recovery` (second factors in :mod:`accounts.codes`);
 demo data in :mod:`accounts.demo`. See ``accounts/README.md``.
 """

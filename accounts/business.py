@@ -44,6 +44,7 @@ from accounts.guards import OWNER_OR_ADMIN, load_locked_account, require_role, u
 from accounts.models import Account
 from accounts.operation import OperationContext, run_operation
 from accounts.results import InvoiceRef, Reason, Refused, Result, SwitchedToBusiness
+from accounts.step_up import consume_grant
 from accounts.support_requests import open_support_request
 
 #: Per-country VAT ID patterns (after the prefix), format only.
@@ -175,6 +176,7 @@ def switch_to_business(
     idempotency_key: str,
     escalate: bool = False,
     channel: str = "chat",
+    require_step_up: bool = False,
 ) -> Result:
     """Make the actor's account a business account paying by wire transfer.
 
@@ -188,6 +190,9 @@ def switch_to_business(
         idempotency_key: Caller's key.
         escalate: Open a support request when the switch is blocked (see module doc).
         channel: Channel recorded on that support request.
+        require_step_up: Refuse with ``step_up_required`` unless the actor holds a
+            step-up grant for ``switch_to_business`` (:mod:`accounts.step_up`); the grant is
+            used up in this transaction, after every other check passed.
 
     Returns:
         :class:`SwitchedToBusiness`, or :class:`Refused` (reasons in the module
@@ -253,6 +258,10 @@ def switch_to_business(
             return Refused(
                 reason=Reason.INVALID_VAT_ID, details={"vat_id": vat, "country": vat[:2], "hint": hint}
             )
+        if require_step_up:
+            refusal = consume_grant(ctx, actor, "switch_to_business")
+            if refusal is not None:
+                return refusal
 
         account.kind = "business"
         account.payment_method = "wire_transfer"

@@ -41,6 +41,7 @@ from accounts.results import (
     Refused,
     Result,
 )
+from accounts.step_up import consume_grant
 
 FINALIZER_ACTOR = "system:closure_finalizer"
 
@@ -95,6 +96,7 @@ def request_closure(
     *,
     idempotency_key: str,
     grace_period_days: Optional[int] = None,
+    require_step_up: bool = False,
 ) -> Result:
     """Put the actor's account into ``closing`` for a grace period.
 
@@ -103,11 +105,15 @@ def request_closure(
         actor: The verified acting member (must be an active owner).
         idempotency_key: Caller's key; a retry with it returns the same result.
         grace_period_days: Override of ``deps.settings.grace_period_days``.
+        require_step_up: Refuse with ``step_up_required`` unless the actor holds a
+            step-up grant for ``close_account`` (:mod:`accounts.step_up`); the grant is
+            used up in this transaction, after every other check passed.
 
     Returns:
         :class:`ClosureRequested`, or :class:`Refused` with reason
         ``account_not_found``, ``not_permitted``, ``already_closing``,
-        ``account_closed``, ``unpaid_invoices`` or ``active_services``.
+        ``account_closed``, ``unpaid_invoices``, ``active_services`` or
+        ``step_up_required``.
     """
     days = deps.settings.grace_period_days if grace_period_days is None else grace_period_days
     if days < 0:
@@ -123,6 +129,10 @@ def request_closure(
         refusal = _closure_refusal(ctx.session, account, lock=True)
         if refusal is not None:
             return refusal
+        if require_step_up:
+            refusal = consume_grant(ctx, actor, "close_account")
+            if refusal is not None:
+                return refusal
 
         ends_at = ctx.now + timedelta(days=days)
         account.status = "closing"

@@ -27,6 +27,7 @@ from accounts.models import Account
 from accounts.guards import OWNER_OR_ADMIN, load_locked_account, payment_count, require_role
 from accounts.operation import OperationContext, run_operation
 from accounts.results import CurrencyChanged, Reason, Refused, Result
+from accounts.step_up import consume_grant
 
 #: ISO 4217 codes an account may use, in display order.
 SUPPORTED_CURRENCIES = (
@@ -75,7 +76,9 @@ def check_currency_change(deps: Deps, actor: Actor) -> Union[str, Refused]:
         return account.currency if refusal is None else refusal
 
 
-def change_currency(deps: Deps, actor: Actor, *, currency: str, idempotency_key: str) -> Result:
+def change_currency(
+    deps: Deps, actor: Actor, *, currency: str, idempotency_key: str, require_step_up: bool = False
+) -> Result:
     """Change the billing currency of the actor's account.
 
     Args:
@@ -83,13 +86,17 @@ def change_currency(deps: Deps, actor: Actor, *, currency: str, idempotency_key:
         actor: The verified acting member (active owner or admin).
         currency: ISO 4217 code (case and surrounding spaces ignored).
         idempotency_key: Caller's key.
+        require_step_up: Refuse with ``step_up_required`` unless the actor holds a
+            step-up grant for ``change_currency`` (:mod:`accounts.step_up`); the grant is
+            used up in this transaction, after every other check passed.
 
     Returns:
         :class:`CurrencyChanged`, or :class:`Refused` with reason
         ``account_not_found``, ``not_permitted``, ``account_not_active``,
         ``unsupported_currency`` (details: ``supported_currencies``),
         ``same_currency``, ``payments_exist`` (details: ``payment_count``) or
-        ``negative_balance`` (details: ``balance``, ``currency``).
+        ``negative_balance`` (details: ``balance``, ``currency``) or
+        ``step_up_required``.
     """
     code = currency.strip().upper()
 
@@ -112,6 +119,10 @@ def change_currency(deps: Deps, actor: Actor, *, currency: str, idempotency_key:
         refusal = _account_refusal(ctx.session, account)
         if refusal is not None:
             return refusal
+        if require_step_up:
+            refusal = consume_grant(ctx, actor, "change_currency")
+            if refusal is not None:
+                return refusal
 
         old = account.currency
         account.currency = code

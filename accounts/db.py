@@ -75,8 +75,12 @@ def make_engine(url: Optional[str] = None, **kwargs: Any) -> Engine:
 
     Returns:
         The engine (``future=True``), with the SQLite hooks installed when needed.
+        SQL parameters are left out of log records and error messages
+        (``hide_parameters``): they include outbox payloads with e-mailed codes
+        and links, and TOTP secrets.
     """
     url = url or settings.database_url()
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

@@ -10,7 +10,11 @@ primary e-mail.
 * ``tfa@demo.example`` has TFA enabled with the fixed TOTP secret
   :data:`DEMO_TOTP_SECRET` (``DEMOTFADEMOTFADEMOTFADEMOTFADEMO``, base32;
   add it to any authenticator app) and the recovery codes
-  :data:`DEMO_RECOVERY_CODES` (stored hashed, like real ones).
+  :data:`DEMO_RECOVERY_CODES` (stored hashed, like real ones). Step-up asks
+  for a code of that app; "I lost my authenticator app" takes one recovery
+  code plus an e-mailed code and mails a ``/tfa/enroll`` link. After such a
+  demo, :func:`reset_demo_tfa` (``python -m accounts demo-reset-tfa``) puts
+  the demo secret and the 8 codes back.
 * The pending invitation of ``invited@demo.example`` has a random token that
   is thrown away; invite someone again to get a usable link.
 """
@@ -61,7 +65,10 @@ DEMO_ACCOUNTS: Tuple[DemoAccount, ...] = (
         "business@demo.example",
         "Business account (Demo Widgets GmbH) with owner, admin@, member@ and invited@demo.example.",
     ),
-    DemoAccount("tfa@demo.example", "TFA enabled with the demo TOTP secret and 8 demo recovery codes."),
+    DemoAccount(
+        "tfa@demo.example",
+        "TFA enabled with the demo TOTP secret and 8 demo recovery codes: step-up by app, lost-app recovery.",
+    ),
     DemoAccount("closing@demo.example", "Closure requested at load time: can be undone within the 14-day grace period."),
 )
 
@@ -217,3 +224,51 @@ def demo_account_id(session_factory: sessionmaker, email: str) -> Optional[int]:
     """
     with session_factory() as session:
         return session.execute(sa.select(Account.id).where(Account.primary_email == email)).scalar_one_or_none()
+
+
+def reset_demo_tfa(session_factory: sessionmaker, *, clock: Clock = utc_now) -> bool:
+    """Put ``tfa@demo.example`` back to its documented TFA state after a recovery demo.
+
+    Restores the demo TOTP secret (enabled, no accepted step), the 8 demo
+    recovery codes (unused), revokes unused enrolment links and clears the
+    account's failure counters. Demo databases only.
+
+    Args:
+        session_factory: Session factory of a migrated database with the demo loaded.
+        clock: Time for the revocations.
+
+    Returns:
+        False if the demo account is not there.
+    """
+    from accounts.models import TfaEnrollmentToken, VerificationFailure
+
+    now = clock()
+    with write_session(session_factory) as session:
+        owner = session.execute(
+            sa.select(Member).join(Account, Account.id == Member.account_id)
+            .where(Account.primary_email == "tfa@demo.example", Member.email == "tfa@demo.example")
+        ).scalar_one_or_none()
+        if owner is None:
+            return False
+        enrolment = session.execute(
+            sa.select(TfaEnrolment).where(TfaEnrolment.member_id == owner.id)
+        ).scalar_one_or_none()
+        if enrolment is None:
+            enrolment = TfaEnrolment(member_id=owner.id, secret=DEMO_TOTP_SECRET, enabled=True, created_at=now)
+            session.add(enrolment)
+            session.flush()
+        session.execute(sa.delete(TfaRecoveryCode).where(TfaRecoveryCode.enrolment_id == enrolment.id))
+        enrolment.secret = DEMO_TOTP_SECRET
+        enrolment.enabled = True
+        enrolment.revoked_at = None
+        enrolment.last_accepted_step = None
+        for code in DEMO_RECOVERY_CODES:
+            session.add(TfaRecoveryCode(enrolment_id=enrolment.id, code_hash=hash_secret(code)))
+        session.execute(
+            sa.update(TfaEnrollmentToken)
+            .where(TfaEnrollmentToken.member_id == owner.id, TfaEnrollmentToken.used_at.is_(None),
+                   TfaEnrollmentToken.revoked_at.is_(None))
+            .values(revoked_at=now, pending_secret=None)
+        )
+        session.execute(sa.delete(VerificationFailure).where(VerificationFailure.account_id == owner.account_id))
+        return True

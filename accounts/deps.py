@@ -17,6 +17,7 @@ from typing import Callable
 from sqlalchemy.orm import sessionmaker
 
 from accounts.outbox import DbOutbox, Outbox
+from accounts.security import numeric_code, recovery_code, totp_secret
 from accounts.settings import Settings
 
 #: A clock returns the current time as an aware UTC datetime.
@@ -24,6 +25,9 @@ Clock = Callable[[], datetime]
 
 #: A token generator returns a fresh, unguessable, URL-safe string.
 TokenGenerator = Callable[[], str]
+
+#: A code generator returns a fresh one-time code of at least 6 digits.
+CodeGenerator = Callable[[], str]
 
 
 def utc_now() -> datetime:
@@ -66,6 +70,9 @@ class Deps:
         tokens: Returns a fresh secret token (invitation, reset links).
         outbox: Writes customer notifications inside the operation's transaction.
         settings: Tunable rules (grace period, TTLs, rate limits, portal URL).
+        codes: Returns a fresh e-mailed one-time code (6 random digits).
+        recovery_codes: Returns a fresh TFA recovery code.
+        totp_secrets: Returns a fresh base32 TOTP secret.
     """
 
     session_factory: sessionmaker
@@ -73,6 +80,9 @@ class Deps:
     tokens: TokenGenerator = secret_token
     outbox: Outbox = field(default_factory=DbOutbox)
     settings: Settings = field(default_factory=Settings)
+    codes: CodeGenerator = numeric_code
+    recovery_codes: TokenGenerator = recovery_code
+    totp_secrets: TokenGenerator = totp_secret
 
     def now(self) -> datetime:
         """Return the clock's time, checking that it is aware UTC.

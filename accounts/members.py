@@ -47,6 +47,7 @@ from accounts.results import (
     Result,
 )
 from accounts.security import hash_secret, is_valid_email, normalize_email
+from accounts.step_up import consume_grant
 
 INVITATION_PATH = "/invitations/accept"
 
@@ -258,7 +259,9 @@ def accept_invitation(deps: Deps, *, token: str, idempotency_key: str) -> Result
     )
 
 
-def disable_member(deps: Deps, actor: Actor, *, email: str, idempotency_key: str) -> Result:
+def disable_member(
+    deps: Deps, actor: Actor, *, email: str, idempotency_key: str, require_step_up: bool = False
+) -> Result:
     """Revoke a member's access to the actor's account.
 
     Args:
@@ -266,12 +269,15 @@ def disable_member(deps: Deps, actor: Actor, *, email: str, idempotency_key: str
         actor: The verified acting member (active owner or admin).
         email: Address of the member to disable.
         idempotency_key: Caller's key.
+        require_step_up: Refuse with ``step_up_required`` unless the actor holds a
+            step-up grant for ``disable_member`` (:mod:`accounts.step_up`); the grant is
+            used up in this transaction, after every other check passed.
 
     Returns:
         :class:`MemberDisabled`, or :class:`Refused` with reason
         ``account_not_found``, ``not_permitted``, ``account_closed``,
         ``member_not_found``, ``already_disabled``, ``cannot_disable_self``,
-        ``cannot_disable_owner`` (admins) or ``last_owner``.
+        ``cannot_disable_owner`` (admins), ``last_owner`` or ``step_up_required``.
     """
     address = normalize_email(email)
 
@@ -298,6 +304,10 @@ def disable_member(deps: Deps, actor: Actor, *, email: str, idempotency_key: str
             # remains, but keep the invariant explicit.
             if active_owner_count(ctx.session, account.id, excluding_member_id=target.id) == 0:
                 return Refused(reason=Reason.LAST_OWNER)
+        if require_step_up:
+            refusal = consume_grant(ctx, actor, "disable_member")
+            if refusal is not None:
+                return refusal
 
         previous_status = target.status
         target.status = "disabled"

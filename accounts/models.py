@@ -41,9 +41,17 @@ MEMBER_STATUSES = ("invited", "active", "disabled")
 SERVICE_STATUSES = ("active", "cancelled")
 INVOICE_STATUSES = ("paid", "unpaid")
 SUPPORT_REQUEST_STATUSES = ("open", "in_progress", "resolved")
+#: Where a support request is in its delivery to the helpdesk (:mod:`accounts.helpdesk_dispatch`).
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+#: Who wrote a message of a handed-over conversation.
+MESSAGE_AUTHORS = ("customer", "agent", "assistant")
+DELIVERY_PENDING = "delivery_status = 'pending'"
+MESSAGE_PENDING = "delivered_at IS NULL AND failed_at IS NULL"
 AUDIT_OUTCOMES = ("succeeded", "refused")
 
 EMAIL_LENGTH = 320
+OUTBOX_ERROR_LENGTH = 500
+OUTBOX_PENDING = "sent_at IS NULL AND failed_at IS NULL"
 
 
 def _in(column: str, values: tuple) -> str:
@@ -187,7 +195,14 @@ class Payment(Base):
 
 
 class TfaEnrolment(Base):
-    """A member's TOTP enrolment; ``last_accepted_step`` prevents code replay."""
+    """A member's TOTP enrolment; ``last_accepted_step`` prevents code replay.
+
+    ``last_accepted_step`` is the highest 30-second time step whose code was
+    accepted; it only moves forward, by an atomic compare-and-set
+    (:func:`accounts.codes.verify_totp`). A lost-app recovery revokes the
+    enrolment at once: ``enabled`` false, ``secret`` blanked, ``revoked_at``
+    set; the remaining recovery codes stay usable until a new app is enrolled.
+    """
 
     __tablename__ = "tfa_enrolments"
 
@@ -197,6 +212,7 @@ class TfaEnrolment(Base):
     last_accepted_step: Optional[int] = sa.Column(sa.BigInteger)
     enabled: bool = sa.Column(sa.Boolean, nullable=False, default=False)
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
 
     recovery_codes: List["TfaRecoveryCode"] = relationship(
         "TfaRecoveryCode", back_populates="enrolment", cascade="all, delete-orphan"
@@ -274,12 +290,21 @@ class OutboxNotification(Base):
 
     Payload keys starting with ``secret_`` (e.g. ``secret_link``) carry values
     that must be e-mailed but never logged; see :mod:`accounts.outbox`.
+
+    Delivery (:mod:`accounts.dispatch`): a row is pending while ``sent_at`` and
+    ``failed_at`` are both empty and is due once ``next_attempt_at`` (empty =
+    at once) has passed; every failed attempt increments ``attempts`` and keeps
+    a short, secret-free ``last_error``.
     """
 
     __tablename__ = "outbox_notifications"
     __table_args__ = (
         sa.Index("ix_outbox_notifications_sent_at_id", "sent_at", "id"),
         sa.Index("ix_outbox_notifications_account_id", "account_id"),
+        sa.Index(
+            "ix_outbox_notifications_pending", "id", "next_attempt_at",
+            postgresql_where=sa.text(OUTBOX_PENDING), sqlite_where=sa.text(OUTBOX_PENDING),
+        ),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)
@@ -289,6 +314,10 @@ class OutboxNotification(Base):
     payload: Dict[str, Any] = sa.Column(JSONType, nullable=False, default=dict)
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
     sent_at: Optional[datetime] = sa.Column(UTCDateTime)
+    attempts: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Optional[datetime] = sa.Column(UTCDateTime)
+    last_error: Optional[str] = sa.Column(sa.String(OUTBOX_ERROR_LENGTH))
+    failed_at: Optional[datetime] = sa.Column(UTCDateTime)
 
 
 class SupportRequest(Base):
@@ -299,6 +328,11 @@ class SupportRequest(Base):
         sa.CheckConstraint(_in("status", SUPPORT_REQUEST_STATUSES), name="status"),
         sa.Index("ix_support_requests_status_created_at", "status", "created_at"),
         sa.Index("ix_support_requests_account_id", "account_id"),
+        sa.CheckConstraint(_in("delivery_status", DELIVERY_STATUSES), name="delivery_status"),
+        sa.Index(
+            "ix_support_requests_delivery_due", "id", "next_attempt_at",
+            postgresql_where=sa.text(DELIVERY_PENDING), sqlite_where=sa.text(DELIVERY_PENDING),
+        ),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)
@@ -310,6 +344,44 @@ class SupportRequest(Base):
     contact_email: Optional[str] = sa.Column(sa.String(EMAIL_LENGTH))
     status: str = sa.Column(sa.String(16), nullable=False, default="open")
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    # Delivery to the helpdesk (revision 0004_helpdesk_delivery, accounts.helpdesk_dispatch).
+    delivery_status: str = sa.Column(sa.String(16), nullable=False, default="pending", server_default="pending")
+    attempts: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Optional[datetime] = sa.Column(UTCDateTime)
+    last_error: Optional[str] = sa.Column(sa.String(OUTBOX_ERROR_LENGTH))
+    delivered_at: Optional[datetime] = sa.Column(UTCDateTime)
+    helpdesk_ticket_id: Optional[str] = sa.Column(sa.String(64))
+    helpdesk_url: Optional[str] = sa.Column(sa.String(500))
+
+
+class SupportRequestMessage(Base):
+    """A message of a handed-over conversation, delivered to the helpdesk ticket as a comment.
+
+    ``text`` is redacted by the caller. Customer and assistant messages are
+    pending until ``delivered_at`` (same retry columns as the request); agent
+    messages come from the helpdesk and are stored delivered.
+    """
+
+    __tablename__ = "support_request_messages"
+    __table_args__ = (
+        sa.CheckConstraint(_in("author", MESSAGE_AUTHORS), name="author"),
+        sa.Index("ix_support_request_messages_support_request_id_id", "support_request_id", "id"),
+        sa.Index(
+            "ix_support_request_messages_pending", "id", "next_attempt_at",
+            postgresql_where=sa.text(MESSAGE_PENDING), sqlite_where=sa.text(MESSAGE_PENDING),
+        ),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    support_request_id: int = sa.Column(sa.ForeignKey("support_requests.id"), nullable=False)
+    author: str = sa.Column(sa.String(16), nullable=False)
+    text: str = sa.Column(sa.Text, nullable=False)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    delivered_at: Optional[datetime] = sa.Column(UTCDateTime)
+    attempts: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Optional[datetime] = sa.Column(UTCDateTime)
+    last_error: Optional[str] = sa.Column(sa.String(OUTBOX_ERROR_LENGTH))
+    failed_at: Optional[datetime] = sa.Column(UTCDateTime)
 
 
 class IdempotencyRecord(Base):
@@ -328,3 +400,162 @@ class IdempotencyRecord(Base):
     request_hash: str = sa.Column(sa.String(64), nullable=False)
     result: Optional[Dict[str, Any]] = sa.Column(JSONType)
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+
+
+# --------------------------------------------------------------------------- verification
+# One-time codes, failure counters, step-up grants, channel links, TFA
+# enrolment links and "this was not me" reports (revision 0003_verification).
+
+#: What an e-mailed one-time code is for.
+CODE_PURPOSES = ("channel_link", "step_up", "tfa_recovery")
+#: Authenticators whose failures are counted per account.
+AUTHENTICATOR_KINDS = ("totp", "email_code", "recovery_code", "tfa_enrollment")
+#: Sensitive operations that need a step-up grant.
+STEP_UP_OPERATIONS = ("close_account", "change_currency", "disable_member", "switch_to_business")
+#: Authenticators that can produce a step-up grant.
+STEP_UP_AUTHENTICATORS = ("totp", "email_code")
+#: Security events a "this was not me" link can report.
+REPORT_EVENTS = ("tfa_reset",)
+CHANNEL_LENGTH = 32
+CHANNEL_USER_ID_LENGTH = 200
+ACTIVE_LINK = "revoked_at IS NULL"
+
+
+class VerificationCode(Base):
+    """A one-time code e-mailed to a member, stored as a salted SHA-256 hash.
+
+    Single use (``used_at``), expiring (``expires_at``), with its own count of
+    wrong ``attempts``; ``revoked_at`` is set when a newer code of the same
+    subject replaces it or when it had too many wrong attempts. A step-up code
+    is bound to one ``operation``; a channel-link code to one
+    (``channel``, ``channel_user_id``).
+    """
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (
+        sa.CheckConstraint(_in("purpose", CODE_PURPOSES), name="purpose"),
+        sa.Index("ix_verification_codes_account_id_purpose_created_at", "account_id", "purpose", "created_at"),
+        sa.Index("ix_verification_codes_channel_channel_user_id", "channel", "channel_user_id"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    member_id: int = sa.Column(sa.ForeignKey("members.id"), nullable=False)
+    purpose: str = sa.Column(sa.String(32), nullable=False)
+    operation: Optional[str] = sa.Column(sa.String(64))
+    channel: Optional[str] = sa.Column(sa.String(CHANNEL_LENGTH))
+    channel_user_id: Optional[str] = sa.Column(sa.String(CHANNEL_USER_ID_LENGTH))
+    recipient_email: str = sa.Column(sa.String(EMAIL_LENGTH), nullable=False)
+    code_salt: str = sa.Column(sa.String(32), nullable=False)
+    code_hash: str = sa.Column(sa.String(64), nullable=False)
+    attempts: int = sa.Column(sa.Integer, nullable=False, default=0)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    used_at: Optional[datetime] = sa.Column(UTCDateTime)
+    revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class VerificationFailure(Base):
+    """Consecutive failed codes of one account and authenticator, and when to accept the next.
+
+    A success resets the count; sending a new code does not.
+    """
+
+    __tablename__ = "verification_failures"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "authenticator"),
+        sa.CheckConstraint(_in("authenticator", AUTHENTICATOR_KINDS), name="authenticator"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    authenticator: str = sa.Column(sa.String(32), nullable=False)
+    failures: int = sa.Column(sa.Integer, nullable=False, default=0)
+    last_failure_at: Optional[datetime] = sa.Column(UTCDateTime)
+    next_allowed_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class StepUpGrant(Base):
+    """Proof of a fresh second factor, good for one sensitive operation, once, for minutes."""
+
+    __tablename__ = "step_up_grants"
+    __table_args__ = (
+        sa.CheckConstraint(_in("operation", STEP_UP_OPERATIONS), name="operation"),
+        sa.CheckConstraint(_in("authenticator", STEP_UP_AUTHENTICATORS), name="authenticator"),
+        sa.Index("ix_step_up_grants_account_id_member_id_operation", "account_id", "member_id", "operation"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    member_id: int = sa.Column(sa.ForeignKey("members.id"), nullable=False)
+    operation: str = sa.Column(sa.String(64), nullable=False)
+    authenticator: str = sa.Column(sa.String(32), nullable=False)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    consumed_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class ChannelLink(Base):
+    """A chat identity (channel + the channel's user id) linked to a member of an account.
+
+    At most one link per chat identity is active (``revoked_at`` empty, a
+    partial unique index); a link stops counting at ``expires_at``.
+    """
+
+    __tablename__ = "channel_links"
+    __table_args__ = (
+        sa.Index(
+            "ix_channel_links_active_channel_user", "channel", "channel_user_id", unique=True,
+            postgresql_where=sa.text(ACTIVE_LINK), sqlite_where=sa.text(ACTIVE_LINK),
+        ),
+        sa.Index("ix_channel_links_account_id", "account_id"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    channel: str = sa.Column(sa.String(CHANNEL_LENGTH), nullable=False)
+    channel_user_id: str = sa.Column(sa.String(CHANNEL_USER_ID_LENGTH), nullable=False)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    member_id: int = sa.Column(sa.ForeignKey("members.id"), nullable=False)
+    member_email: str = sa.Column(sa.String(EMAIL_LENGTH), nullable=False)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class TfaEnrollmentToken(Base):
+    """A single-use link (hash only) to enrol a new authenticator app after a recovery.
+
+    ``pending_secret`` is the new TOTP secret shown on the enrolment page; it
+    becomes the enrolment's secret only after a valid code from the new app.
+    """
+
+    __tablename__ = "tfa_enrollment_tokens"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    member_id: int = sa.Column(sa.ForeignKey("members.id"), nullable=False, index=True)
+    token_hash: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    pending_secret: Optional[str] = sa.Column(sa.String(64))
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    used_at: Optional[datetime] = sa.Column(UTCDateTime)
+    revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class SecurityReportToken(Base):
+    """A single-use "this was not me" link (hash only) sent with a security notice."""
+
+    __tablename__ = "security_report_tokens"
+    __table_args__ = (
+        sa.CheckConstraint(_in("event", REPORT_EVENTS), name="event"),
+        sa.Index("ix_security_report_tokens_account_id", "account_id"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    recipient_email: str = sa.Column(sa.String(EMAIL_LENGTH), nullable=False)
+    event: str = sa.Column(sa.String(32), nullable=False)
+    token_hash: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    used_at: Optional[datetime] = sa.Column(UTCDateTime)

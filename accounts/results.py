@@ -70,6 +70,17 @@ class Reason(str, Enum):
     MISSING_COMPANY_DETAILS = "missing_company_details"
     # password reset
     RATE_LIMITED = "rate_limited"
+    # verification (codes, step-up, channel links, TFA recovery)
+    CODE_INVALID = "code_invalid"
+    CODE_EXPIRED = "code_expired"
+    CODE_USED = "code_used"
+    NO_CODE_PENDING = "no_code_pending"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    STEP_UP_REQUIRED = "step_up_required"
+    UNSUPPORTED_OPERATION = "unsupported_operation"
+    LINK_NOT_FOUND = "link_not_found"
+    NO_RECOVERY_CODES = "no_recovery_codes"
+    TFA_NOT_ENABLED = "tfa_not_enabled"
 
 
 def _encode(value: Any) -> Any:
@@ -327,3 +338,128 @@ class SupportRequestCreated(Result):
 def support_reference(support_request_id: int) -> str:
     """Return the customer-facing reference of a support request (``SR-000042``)."""
     return f"SR-{support_request_id:06d}"
+
+
+# --------------------------------------------------------------------------- verification
+# Results of accounts.codes, accounts.step_up, accounts.channel_links and
+# accounts.tfa_recovery. Secret fields are marked and never stored.
+
+
+@dataclass(frozen=True)
+class LinkCodeSent(Result):
+    """Same answer whether or not the address belongs to an account: if it does, a code was e-mailed."""
+
+    expires_in_minutes: int
+
+
+@dataclass(frozen=True)
+class ChannelLinked(Result):
+    """The chat identity now acts as this member until ``expires_at`` (or revocation)."""
+
+    link_id: int
+    channel: str
+    account_id: int
+    member_email: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkRef:
+    """An active channel link as listed to the customer."""
+
+    link_id: int
+    channel: str
+    channel_user_id: str
+    member_email: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelLinks(Result):
+    """The active links the actor may see (own links; owners see the whole account's)."""
+
+    links: Tuple[LinkRef, ...]
+
+
+@dataclass(frozen=True)
+class LinkRevoked(Result):
+    """The link no longer identifies anyone."""
+
+    link_id: int
+
+
+@dataclass(frozen=True)
+class StepUpStarted(Result):
+    """Which second factor to ask for: ``totp`` (authenticator app) or ``email_code`` (just sent).
+
+    Attributes:
+        expires_in_minutes: Lifetime of the e-mailed code; None for ``totp``.
+    """
+
+    operation: str
+    method: str
+    expires_in_minutes: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class StepUpGranted(Result):
+    """The actor may perform ``operation`` once before ``expires_at``."""
+
+    operation: str
+    grant_id: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class StepUpConsumed(Result):
+    """A grant was used up for ``operation``."""
+
+    operation: str
+    grant_id: int
+
+
+@dataclass(frozen=True)
+class TfaRecoveryStarted(Result):
+    """A code was e-mailed; next ask for it and for one saved recovery code."""
+
+    expires_in_minutes: int
+
+
+@dataclass(frozen=True)
+class TfaRecoveryCompleted(Result):
+    """The old authenticator is revoked; an enrolment link was e-mailed; every address was told."""
+
+    enrollment_expires_at: datetime
+    notified_addresses: int
+
+
+@dataclass(frozen=True)
+class EnrollmentStarted(Result):
+    """The new secret to show on the enrolment page (never in a chat); not active yet.
+
+    Attributes:
+        secret: Base32 TOTP secret (None in a stored replay).
+        provisioning_uri: ``otpauth://`` URI for the QR code (None in a replay).
+    """
+
+    member_email: str
+    expires_at: datetime
+    secret: Optional[str] = field(default=None, metadata={"secret": True}, repr=False)
+    provisioning_uri: Optional[str] = field(default=None, metadata={"secret": True}, repr=False)
+
+
+@dataclass(frozen=True)
+class TfaEnrolled(Result):
+    """The new authenticator is active; ``recovery_codes`` are shown once (None in a replay)."""
+
+    member_email: str
+    recovery_codes: Optional[Tuple[str, ...]] = field(default=None, metadata={"secret": True}, repr=False)
+
+
+@dataclass(frozen=True)
+class NotMeReported(Result):
+    """The report was recorded, pending enrolment links revoked and a support request opened."""
+
+    support_request_id: int
+    reference: str

@@ -20,6 +20,25 @@ Environment variable                  Meaning (default)
 ``ACCOUNTS_PORTAL_BASE_URL``          base URL of the customer portal, used to
                                       build e-mailed links
                                       (``https://portal.example.com``)
+``ACCOUNTS_ENROLLMENT_BASE_URL``      base URL of the server that serves
+                                      ``/tfa/enroll`` and ``/tfa/not-me``
+                                      (supportbot's chat page server, or the
+                                      portal proxying to it) (the portal URL)
+``ACCOUNTS_CODE_TTL_MINUTES``         minutes an e-mailed one-time code is valid
+                                      (10)
+``ACCOUNTS_CODE_SEND_LIMIT``          codes e-mailed per account and purpose
+                                      within one code lifetime (3)
+``ACCOUNTS_FAILURE_THRESHOLD``        failed codes per account and authenticator
+                                      before delays start (5)
+``ACCOUNTS_FAILURE_BASE_DELAY_SECONDS`` first delay, doubled for each further
+                                      failure (30)
+``ACCOUNTS_FAILURE_MAX_DELAY_SECONDS`` longest delay (3600)
+``ACCOUNTS_STEP_UP_TTL_MINUTES``      minutes a step-up grant stays usable (5)
+``ACCOUNTS_CHANNEL_LINK_TTL_DAYS``    days a chat identity stays linked (90)
+``ACCOUNTS_ENROLLMENT_TTL_MINUTES``   minutes a TFA enrolment link is valid (15)
+``ACCOUNTS_REPORT_TTL_DAYS``          days a "this was not me" link is valid (30)
+``ACCOUNTS_TFA_ISSUER``               issuer shown in authenticator apps
+                                      (``Example Portal``)
 ====================================  ===========================================
 """
 
@@ -78,6 +97,20 @@ class Settings:
         reset_rate_limit: Reset requests accepted per address within the window.
         reset_rate_window_minutes: Length of the rate-limit window.
         portal_base_url: Base URL for links sent by e-mail.
+        enrollment_base_url: Base URL of the TFA enrolment and "not me" pages
+            (None: ``portal_base_url``); see :attr:`enrollment_url_base`.
+        code_ttl_minutes: Lifetime of an e-mailed one-time code.
+        code_send_limit: Codes e-mailed per account and purpose per code lifetime.
+        code_max_attempts: Wrong entries after which one e-mailed code is void.
+        failure_threshold: Consecutive failures per account and authenticator
+            before each further attempt must wait.
+        failure_base_delay_seconds: Wait after the threshold, doubled per failure.
+        failure_max_delay_seconds: Cap of that wait.
+        step_up_ttl_minutes: Lifetime of a step-up grant.
+        channel_link_ttl_days: Lifetime of a channel link.
+        enrollment_ttl_minutes: Lifetime of a TFA enrolment link.
+        report_ttl_days: Lifetime of a "this was not me" link.
+        tfa_issuer: Issuer name in ``otpauth://`` URIs.
     """
 
     grace_period_days: int = 14
@@ -86,6 +119,23 @@ class Settings:
     reset_rate_limit: int = 3
     reset_rate_window_minutes: int = 60
     portal_base_url: str = "https://portal.example.com"
+    enrollment_base_url: Optional[str] = None
+    code_ttl_minutes: int = 10
+    code_send_limit: int = 3
+    code_max_attempts: int = 5
+    failure_threshold: int = 5
+    failure_base_delay_seconds: int = 30
+    failure_max_delay_seconds: int = 3600
+    step_up_ttl_minutes: int = 5
+    channel_link_ttl_days: int = 90
+    enrollment_ttl_minutes: int = 15
+    report_ttl_days: int = 30
+    tfa_issuer: str = "Example Portal"
+
+    @property
+    def enrollment_url_base(self) -> str:
+        """Base URL of the ``/tfa/enroll`` and ``/tfa/not-me`` pages."""
+        return (self.enrollment_base_url or self.portal_base_url).rstrip("/")
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -112,4 +162,19 @@ class Settings:
                 env, "ACCOUNTS_RESET_RATE_WINDOW_MINUTES", d.reset_rate_window_minutes
             ),
             portal_base_url=env.get("ACCOUNTS_PORTAL_BASE_URL") or d.portal_base_url,
+            enrollment_base_url=env.get("ACCOUNTS_ENROLLMENT_BASE_URL") or None,
+            code_ttl_minutes=_int(env, "ACCOUNTS_CODE_TTL_MINUTES", d.code_ttl_minutes),
+            code_send_limit=_int(env, "ACCOUNTS_CODE_SEND_LIMIT", d.code_send_limit),
+            failure_threshold=_int(env, "ACCOUNTS_FAILURE_THRESHOLD", d.failure_threshold),
+            failure_base_delay_seconds=_int(
+                env, "ACCOUNTS_FAILURE_BASE_DELAY_SECONDS", d.failure_base_delay_seconds
+            ),
+            failure_max_delay_seconds=_int(
+                env, "ACCOUNTS_FAILURE_MAX_DELAY_SECONDS", d.failure_max_delay_seconds
+            ),
+            step_up_ttl_minutes=_int(env, "ACCOUNTS_STEP_UP_TTL_MINUTES", d.step_up_ttl_minutes),
+            channel_link_ttl_days=_int(env, "ACCOUNTS_CHANNEL_LINK_TTL_DAYS", d.channel_link_ttl_days),
+            enrollment_ttl_minutes=_int(env, "ACCOUNTS_ENROLLMENT_TTL_MINUTES", d.enrollment_ttl_minutes),
+            report_ttl_days=_int(env, "ACCOUNTS_REPORT_TTL_DAYS", d.report_ttl_days),
+            tfa_issuer=env.get("ACCOUNTS_TFA_ISSUER") or d.tfa_issuer,
         )

@@ -1,0 +1,351 @@
+"""Linking a chat identity (Slack, Telegram, a website visitor without a token) to an account.
+
+A chat channel knows its own user id (Slack user, Telegram chat, web
+session), not who that person is. A link says "this channel user acts as
+this member of this account" and is made only with a one-time code e-mailed
+to the account.
+
+Rules:
+
+* **Who can be linked.** The address typed must be the **primary e-mail of
+  an account** that is not closed and whose member with that address is
+  active (its owner). The code goes to that primary address and the link
+  acts as that member. Addresses of other members are *not* accepted: the
+  issue asks for the code to go to the account's primary e-mail, and a
+  member who is not the primary contact signs in through the portal (a
+  portal token) instead. Unknown, member-only, closed or malformed-but-
+  plausible addresses get the **same answer** (:class:`LinkCodeSent`) and
+  nothing is sent, so the chat never reveals which addresses exist. Only a
+  syntactically invalid address is refused (``invalid_email``), which says
+  nothing about accounts.
+* **Mail flooding.** At most ``Settings.code_send_limit`` (3) link codes per
+  account per code lifetime (10 minutes); further requests get the same
+  answer and send nothing (audited as ``suppressed``).
+* **Confirming.** :func:`confirm_link` takes the newest pending code of that
+  chat identity: single use, 10 minutes, 5 wrong entries void it, failures
+  counted on the account's ``email_code`` counter (growing delays after 5,
+  not reset by a new code; see :mod:`accounts.codes`). On success any
+  earlier link of the chat identity is revoked (one active link per chat
+  identity, also enforced by a partial unique index), the new link lives
+  ``Settings.channel_link_ttl_days`` (90) and the primary address is told
+  (``channel_linked``).
+* **Using.** :func:`find_linked_actor` returns the :class:`Actor` of an
+  active, unexpired link whose member is still active and whose account is
+  not closed; anything else is None.
+* **Listing and revoking.** A member sees and revokes their own links;
+  owners see and revoke every link of the account. A link the actor may not
+  see is ``link_not_found`` (same as a missing one).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import List, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from accounts import codes
+from accounts.db import lock_account, lock_name, read_session
+from accounts.deps import Actor, Deps
+from accounts.guards import find_member, load_locked_account
+from accounts.models import (
+    CHANNEL_LENGTH,
+    CHANNEL_USER_ID_LENGTH,
+    Account,
+    ChannelLink,
+    Member,
+)
+from accounts.operation import OperationContext, run_operation
+from accounts.results import (
+    ChannelLinked,
+    ChannelLinks,
+    LinkCodeSent,
+    LinkRef,
+    LinkRevoked,
+    Reason,
+    Refused,
+    Result,
+)
+from accounts.security import hash_secret, is_valid_email, normalize_code, normalize_email
+
+PURPOSE = "channel_link"
+_CHANNEL_RE = re.compile(r"^[a-z0-9_.-]{1,%d}$" % CHANNEL_LENGTH)
+
+
+def _check_identity(channel: str, channel_user_id: str) -> Optional[Refused]:
+    if not _CHANNEL_RE.match(channel):
+        return Refused(reason=Reason.INVALID_REQUEST, details={"field": "channel"})
+    if not channel_user_id or len(channel_user_id) > CHANNEL_USER_ID_LENGTH:
+        return Refused(reason=Reason.INVALID_REQUEST, details={"field": "channel_user_id",
+                                                               "max_length": CHANNEL_USER_ID_LENGTH})
+    return None
+
+
+def _identity_lock(session: Session, channel: str, channel_user_id: str) -> None:
+    lock_name(session, f"channel_link:{channel}:{hash_secret(channel_user_id)}")
+
+
+def _linkable_owner(ctx: OperationContext, address: str) -> Optional[Member]:
+    """The active member holding the primary address of a not-closed account, locked; else None."""
+    account_id = ctx.session.execute(
+        sa.select(Account.id).where(Account.primary_email == address)
+    ).scalar_one_or_none()
+    if account_id is None:
+        return None
+    account = lock_account(ctx.session, account_id)
+    if account is None or account.status == "closed":
+        return None
+    member = find_member(ctx.session, account_id, address)
+    if member is None or member.status != "active":
+        return None
+    return member
+
+
+def request_link(
+    deps: Deps, *, channel: str, channel_user_id: str, email: str, idempotency_key: str
+) -> Result:
+    """E-mail a link code to ``email`` if it is an account's primary address; answer the same either way.
+
+    Args:
+        deps: Injected dependencies.
+        channel: Channel name (``slack``, ``telegram``, ``web``...; lower case).
+        channel_user_id: The channel's id of the person (verified by the channel).
+        email: Address typed by the person.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`LinkCodeSent`, or :class:`Refused` with ``invalid_email`` or
+        ``invalid_request`` (details: ``field``).
+    """
+    channel = channel.strip().lower()
+    address = normalize_email(email)
+
+    def body(ctx: OperationContext) -> Result:
+        refused = _check_identity(channel, channel_user_id)
+        if refused:
+            return refused
+        if not is_valid_email(address):
+            return Refused(reason=Reason.INVALID_EMAIL)
+        _identity_lock(ctx.session, channel, channel_user_id)
+        member = _linkable_owner(ctx, address)
+        answer = LinkCodeSent(expires_in_minutes=deps.settings.code_ttl_minutes)
+        if member is None:
+            ctx.audit(account_id=None, action="channel_link_requested",
+                      details={"channel": channel, "email_sha256": hash_secret(address), "address_known": False})
+            return answer
+        ctx.account_id = member.account_id
+        if not codes.send_allowed(ctx, member.account_id, PURPOSE):
+            ctx.audit(account_id=member.account_id, action="channel_link_requested",
+                      details={"channel": channel, "address_known": True, "suppressed": "send_limit"})
+            return answer
+        codes.issue_email_code(
+            ctx, account_id=member.account_id, member_id=member.id, recipient_email=address,
+            purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id,
+        )
+        ctx.audit(account_id=member.account_id, action="channel_link_requested",
+                  details={"channel": channel, "address_known": True})
+        return answer
+
+    return run_operation(
+        deps, operation="request_link", idempotency_key=idempotency_key, actor=None,
+        actor_label=f"channel:{channel}", params={"channel": channel,
+                                                  "channel_user_id_sha256": hash_secret(channel_user_id),
+                                                  "email": address},
+        body=body,
+    )
+
+
+def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, idempotency_key: str) -> Result:
+    """Check the e-mailed code of this chat identity and link it to the account's primary member.
+
+    Args:
+        deps: Injected dependencies.
+        channel: Channel name, as in :func:`request_link`.
+        channel_user_id: The channel's id of the person.
+        code: As typed.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`ChannelLinked`, or :class:`Refused` with ``no_code_pending``,
+        ``code_expired``, ``code_invalid`` (details ``attempts_left``,
+        ``retry_after_seconds`` once delays apply), ``too_many_attempts``
+        (``retry_after_seconds``), ``account_closed``, ``not_permitted`` (the
+        member was disabled meanwhile) or ``invalid_request``.
+    """
+    channel = channel.strip().lower()
+
+    def body(ctx: OperationContext) -> Result:
+        refused = _check_identity(channel, channel_user_id)
+        if refused:
+            return refused
+        _identity_lock(ctx.session, channel, channel_user_id)
+        # Find the account without locking, lock it (account first), then lock the code.
+        row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id,
+                                 lock=False)
+        if row is None:
+            return Refused(reason=Reason.NO_CODE_PENDING)
+        ctx.account_id = row.account_id
+        account = load_locked_account(ctx.session, row.account_id)
+        if isinstance(account, Refused):
+            return account
+        row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id)
+        if row is None or row.account_id != account.id:
+            return Refused(reason=Reason.NO_CODE_PENDING)
+        if account.status == "closed":
+            return Refused(reason=Reason.ACCOUNT_CLOSED)
+        member = ctx.session.get(Member, row.member_id, populate_existing=True)
+        if member is None or member.status != "active":
+            return Refused(reason=Reason.NOT_PERMITTED, details={"required_roles": [], "role": None})
+        refused = codes.throttle(ctx, account.id, "email_code") or codes.check_email_code(
+            ctx, row, code, account_id=account.id)
+        if refused:
+            return refused
+        replaced = list(ctx.session.execute(
+            sa.select(ChannelLink)
+            .where(ChannelLink.channel == channel, ChannelLink.channel_user_id == channel_user_id,
+                   ChannelLink.revoked_at.is_(None))
+            .with_for_update()
+        ).scalars())
+        for old in replaced:
+            old.revoked_at = ctx.now
+        ctx.session.flush()
+        expires_at = ctx.now + timedelta(days=deps.settings.channel_link_ttl_days)
+        link = ChannelLink(channel=channel, channel_user_id=channel_user_id, account_id=account.id,
+                           member_id=member.id, member_email=member.email, created_at=ctx.now,
+                           expires_at=expires_at)
+        ctx.session.add(link)
+        ctx.session.flush()
+        ctx.notify(account_id=account.id, recipient_email=account.primary_email, kind="channel_linked",
+                   payload={"channel": channel, "linked_at": ctx.now, "expires_at": expires_at})
+        ctx.audit(account_id=account.id, action="channel_linked",
+                  details={"link_id": link.id, "channel": channel, "member_email": member.email,
+                           "verification_code_id": row.id, "replaced_link_ids": [o.id for o in replaced],
+                           "expires_at": expires_at})
+        return ChannelLinked(link_id=link.id, channel=channel, account_id=account.id,
+                             member_email=member.email, expires_at=expires_at)
+
+    return run_operation(
+        deps, operation="confirm_link", idempotency_key=idempotency_key, actor=None,
+        actor_label=f"channel:{channel}",
+        params={"channel": channel, "channel_user_id_sha256": hash_secret(channel_user_id),
+                "code_sha256": hash_secret(normalize_code(code))},
+        body=body,
+    )
+
+
+def _visible_links(session: Session, actor: Actor, member: Member, now: object, *, lock: bool = False) -> sa.Select:
+    stmt = sa.select(ChannelLink).where(
+        ChannelLink.account_id == actor.account_id,
+        ChannelLink.revoked_at.is_(None),
+        ChannelLink.expires_at > now,
+    )
+    if member.role != "owner":
+        stmt = stmt.where(ChannelLink.member_id == member.id)
+    return stmt.with_for_update() if lock else stmt
+
+
+def list_links(deps: Deps, actor: Actor) -> Result:
+    """List the active links the actor may see (read-only).
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+
+    Returns:
+        :class:`ChannelLinks` (oldest first), or ``Refused(not_permitted)``
+        if the actor is not an active member.
+    """
+    now = deps.now()
+    with read_session(deps.session_factory) as session:
+        member = find_member(session, actor.account_id, actor.member_email, lock=False)
+        if member is None or member.status != "active":
+            return Refused(reason=Reason.NOT_PERMITTED, details={"required_roles": [], "role": None})
+        rows = session.execute(_visible_links(session, actor, member, now).order_by(ChannelLink.id)).scalars()
+        return ChannelLinks(links=tuple(
+            LinkRef(link_id=r.id, channel=r.channel, channel_user_id=r.channel_user_id,
+                    member_email=r.member_email, created_at=r.created_at, expires_at=r.expires_at)
+            for r in rows
+        ))
+
+
+def revoke_link(deps: Deps, actor: Actor, link_id: int, *, idempotency_key: str) -> Result:
+    """Revoke one link the actor may see.
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+        link_id: From :func:`list_links` or :class:`ChannelLinked`.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`LinkRevoked`, or :class:`Refused` with ``link_not_found``
+        (missing, revoked, expired or not visible to the actor),
+        ``account_not_found`` or ``not_permitted``.
+    """
+
+    def body(ctx: OperationContext) -> Result:
+        account = load_locked_account(ctx.session, actor.account_id)
+        if isinstance(account, Refused):
+            return account
+        member = find_member(ctx.session, actor.account_id, actor.member_email)
+        if member is None or member.status != "active":
+            return Refused(reason=Reason.NOT_PERMITTED, details={"required_roles": [], "role": None})
+        link = ctx.session.execute(
+            _visible_links(ctx.session, actor, member, ctx.now, lock=True).where(ChannelLink.id == link_id)
+        ).scalar_one_or_none()
+        if link is None:
+            return Refused(reason=Reason.LINK_NOT_FOUND, details={"link_id": link_id})
+        link.revoked_at = ctx.now
+        ctx.audit(account_id=actor.account_id, action="channel_link_revoked",
+                  details={"link_id": link.id, "channel": link.channel, "member_email": link.member_email})
+        return LinkRevoked(link_id=link.id)
+
+    return run_operation(
+        deps, operation="revoke_link", idempotency_key=idempotency_key, actor=actor,
+        params={"link_id": link_id}, body=body,
+    )
+
+
+def find_linked_actor(deps: Deps, channel: str, channel_user_id: str) -> Optional[Actor]:
+    """Return who a chat identity acts as, or None (no, revoked or expired link; member or account gone).
+
+    Args:
+        deps: Injected dependencies.
+        channel: Channel name.
+        channel_user_id: The channel's id of the person.
+
+    Returns:
+        The :class:`Actor` or None.
+    """
+    channel = channel.strip().lower()
+    now = deps.now()
+    with read_session(deps.session_factory) as session:
+        row = session.execute(
+            sa.select(ChannelLink.account_id, Member.email)
+            .join(Member, Member.id == ChannelLink.member_id)
+            .join(Account, Account.id == ChannelLink.account_id)
+            .where(
+                ChannelLink.channel == channel,
+                ChannelLink.channel_user_id == channel_user_id,
+                ChannelLink.revoked_at.is_(None),
+                ChannelLink.expires_at > now,
+                Member.status == "active",
+                Account.status != "closed",
+            )
+        ).first()
+        return None if row is None else Actor(account_id=row.account_id, member_email=row.email)
+
+
+def links_of_account(session: Session, account_id: int) -> List[ChannelLink]:
+    """Active links of an account (for support tooling and tests)."""
+    return list(session.execute(
+        sa.select(ChannelLink).where(ChannelLink.account_id == account_id, ChannelLink.revoked_at.is_(None))
+        .order_by(ChannelLink.id)
+    ).scalars())
+
+
+__all__ = [
+    "request_link", "confirm_link", "list_links", "revoke_link", "find_linked_actor", "links_of_account",
+]
