@@ -12,12 +12,12 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test setup train validate bench lock clean browser
+.PHONY: run test setup train validate bench bench-console lock clean browser web
 
-run: $(MODEL)
+run: $(MODEL) web
 	$(PY) -m supportbot.runner
 
-test: $(MODEL) browser
+test: $(MODEL) browser web
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed
@@ -27,6 +27,14 @@ train: $(MODEL)
 # Debian's Chromium for the browser tests (installed with apt-get if missing).
 browser:
 	scripts/ensure_browser.sh
+
+# The website widget (rasa-webchat, pinned in web/package-lock.json), served
+# from web/node_modules by the chat page server. Re-installed when the pins change.
+web: web/node_modules/.installed
+
+web/node_modules/.installed: web/package.json web/package-lock.json scripts/install_web.sh
+	scripts/install_web.sh
+	touch $@
 
 $(VENV)/.installed: requirements.txt scripts/setup_venv.sh
 	scripts/setup_venv.sh $(VENV)
@@ -43,6 +51,11 @@ validate: $(VENV)/.installed
 # Compare the chosen pipeline with Rasa's default one; writes docs/pipeline.md.
 bench: $(MODEL)
 	$(PY) -m bench.compare_pipelines
+
+# The review console at 100,000 conversations / 1,000,000 events (SQLite and
+# PostgreSQL); writes docs/console_benchmark.md. A measurement, not a test.
+bench-console: $(VENV)/.installed
+	$(PY) -m bench.console_bench
 
 # Re-pin every dependency from requirements.in into requirements.txt.
 lock:

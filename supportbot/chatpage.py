@@ -5,6 +5,8 @@ origin, so the browser needs no CORS and never talks to Rasa directly. Each
 browser gets a random, HttpOnly session cookie; the conversation's sender id is
 derived from it, so a page cannot choose or guess another visitor's
 conversation, and the cookie itself never reaches Rasa or its tracker store.
+
+It also serves the website widget page at ``/widget`` (supportbot/widget.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any, Dict, List
 import aiohttp
 from aiohttp import web
 
+from supportbot.log_redaction import install as install_log_redaction
 from supportbot.settings import Settings, load_settings
+from supportbot.tfa_enrollment import add_tfa_routes
+from supportbot.widget import add_widget_routes
 
 logger = logging.getLogger("supportbot.chatpage")
 
@@ -57,9 +62,13 @@ def _bot_messages(rasa_reply: Any) -> List[Dict[str, Any]]:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Add a strict Content-Security-Policy and friends to every response."""
+    """Add a strict Content-Security-Policy and friends to every response.
+
+    A handler that sets its own header (the widget page's wider policy) keeps it.
+    """
     response = await handler(request)
-    response.headers.update(SECURITY_HEADERS)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 
@@ -134,12 +143,15 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/messages", post_message)
     app.router.add_static("/static/", STATIC_DIR)
+    add_widget_routes(app, settings)
+    add_tfa_routes(app)  # TFA enrolment + "not me" pages (supportbot/tfa_enrollment.py)
     return app
 
 
 def main() -> None:
     """Serve the chat page on ``WEB_HOST:WEB_PORT``."""
     settings = load_settings()
+    install_log_redaction()
     logging.basicConfig(level=settings.log_level)
     web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port,
                 print=None)

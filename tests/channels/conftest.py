@@ -1,0 +1,158 @@
+"""Channel tests: one assistant with every channel configured, fake Slack and Telegram APIs.
+
+The assistant is started once for all channel tests, by the runner as
+``make run`` does, with the Slack and Telegram channels pointed at fake API
+servers on 127.0.0.1 and the widget's demo sign-in on. Its HTTP API is on
+(loopback only) so tests can read what reached a conversation's tracker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from supportbot.portal_token import PortalTokenVerifier
+from tests.channels.fakes import FakeSlackApi, FakeTelegramApi
+from tests.conftest import (
+    TEST_PORTAL_SECRET,
+    RunningAssistant,
+    assistant_env,
+    start_assistant,
+    stop_process,
+)
+
+SLACK_BOT_TOKEN = "xoxb-test-bot-token"
+SLACK_SIGNING_SECRET = "test-slack-signing-secret"
+SLACK_BOT_USER = "UPORTALBOT"
+TELEGRAM_BOT_TOKEN = "123456:TEST-telegram-bot-token"
+TELEGRAM_WEBHOOK_SECRET = "test_webhook_secret-42"
+TELEGRAM_BOT_USERNAME = "portal_support_bot"
+TELEGRAM_WEBHOOK_URL = "https://bot.portal.example/webhooks/telegram/webhook"
+RASA_API_TOKEN = "test-api-token-" + "y" * 16
+
+
+@dataclass
+class ChannelAssistant:
+    """The running assistant with every channel on, and the fakes it talks to."""
+
+    running: RunningAssistant
+    slack: FakeSlackApi
+    telegram: FakeTelegramApi
+
+    @property
+    def rasa_url(self) -> str:
+        return self.running.rasa_url
+
+    @property
+    def web_url(self) -> str:
+        return self.running.web_url
+
+    def log_text(self) -> str:
+        """Everything the assistant's processes logged so far."""
+        return self.running.log_path.read_text(errors="replace")
+
+    def tracker_events(self, sender_id: str) -> List[Dict[str, Any]]:
+        """The events of a conversation, from Rasa's HTTP API."""
+        response = requests.get(f"{self.rasa_url}/conversations/{sender_id}/tracker",
+                                params={"token": RASA_API_TOKEN}, timeout=30)
+        response.raise_for_status()
+        return response.json()["events"]
+
+    # --- Slack ----------------------------------------------------------------
+
+    def post_slack(self, body: bytes, content_type: str, secret: str = SLACK_SIGNING_SECRET,
+                   timestamp: Optional[int] = None,
+                   headers: Optional[Dict[str, str]] = None) -> requests.Response:
+        """POST ``body`` to the Slack webhook, signed as Slack signs (v0 HMAC-SHA256)."""
+        all_headers = dict(slack_signature_headers(body, secret, timestamp),
+                           **{"Content-Type": content_type}, **(headers or {}))
+        return requests.post(f"{self.rasa_url}/webhooks/slack/webhook", data=body,
+                             headers=all_headers, timeout=30)
+
+    def slack_event(self, event: Dict[str, Any], **kwargs: Any) -> requests.Response:
+        """Deliver an Events API ``event_callback`` wrapping ``event``."""
+        return self.post_slack(json.dumps(event).encode(), "application/json", **kwargs)
+
+    def slack_click(self, payload: Dict[str, Any], **kwargs: Any) -> requests.Response:
+        """Deliver an interactivity payload (form-encoded ``payload=<json>``)."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.post_slack(body, "application/x-www-form-urlencoded", **kwargs)
+
+    # --- Telegram -------------------------------------------------------------
+
+    def telegram_update(self, update: Dict[str, Any],
+                        secret: Optional[str] = TELEGRAM_WEBHOOK_SECRET) -> requests.Response:
+        """POST an Update to the Telegram webhook, with the secret header unless ``secret`` is None."""
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        return requests.post(f"{self.rasa_url}/webhooks/telegram/webhook", json=update,
+                             headers=headers, timeout=30)
+
+
+def slack_signature_headers(body: bytes, secret: str,
+                            timestamp: Optional[int] = None) -> Dict[str, str]:
+    """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    base = f"v0:{timestamp}:".encode() + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+def unique(prefix: str) -> str:
+    """A fresh id (Slack user, channel, event...) so tests never share a conversation."""
+    return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
+
+
+@pytest.fixture(scope="session")
+def fake_slack() -> Iterator[FakeSlackApi]:
+    """The fake Slack Web API."""
+    server = FakeSlackApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeTelegramApi]:
+    """The fake Telegram Bot API."""
+    server = FakeTelegramApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def channels(model_path: Path, tmp_path_factory, fake_slack: FakeSlackApi,
+             fake_telegram: FakeTelegramApi) -> Iterator[ChannelAssistant]:
+    """The assistant with the widget, Slack and Telegram channels all configured."""
+    tmp_dir = tmp_path_factory.mktemp("channels")
+    env = dict(
+        assistant_env(tmp_dir),
+        SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SLACK_SIGNING_SECRET,
+        SLACK_API_BASE_URL=fake_slack.api_base_url,
+        TELEGRAM_BOT_TOKEN=TELEGRAM_BOT_TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=TELEGRAM_WEBHOOK_SECRET,
+        TELEGRAM_BOT_USERNAME=TELEGRAM_BOT_USERNAME,
+        TELEGRAM_API_BASE_URL=fake_telegram.url,
+        TELEGRAM_WEBHOOK_URL=TELEGRAM_WEBHOOK_URL,
+        WIDGET_DEMO_LOGIN="1",
+        RASA_ENABLE_API="1",
+        RASA_API_TOKEN=RASA_API_TOKEN,
+    )
+    process, running = start_assistant(tmp_dir, env)
+    yield ChannelAssistant(running, fake_slack, fake_telegram)
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def portal() -> PortalTokenVerifier:
+    """The portal's token issuer, with the test assistants' secret."""
+    return PortalTokenVerifier(TEST_PORTAL_SECRET)
