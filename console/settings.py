@@ -1,0 +1,64 @@
+"""Settings of the review console, read from the environment when it starts.
+
+| variable | default | meaning |
+|---|---|---|
+| ``CONSOLE_HOST`` | ``127.0.0.1`` | interface the console listens on |
+| ``CONSOLE_PORT`` | ``8081`` | port of the console |
+| ``CONSOLE_SESSION_HOURS`` | ``12`` | a sign-in lasts this long |
+| ``CONSOLE_SECURE_COOKIES`` | ``0`` | ``1`` marks cookies ``Secure`` (set it when served over HTTPS) |
+| ``CONSOLE_LOW_CONFIDENCE`` | ``0.6`` | NLU confidence below which a message is "low" (inbox default) |
+| ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | the tracker database the console reads and writes its tables to |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from tracking.settings import PROJECT_ROOT, tracker_db_url
+
+
+def _flag(value: Optional[str]) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Resolved settings of the console."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    db_url: str = ""
+    session_hours: float = 12.0
+    secure_cookies: bool = False
+    low_confidence: float = 0.6
+    domain_path: Path = PROJECT_ROOT / "domain.yml"
+    log_level: str = "INFO"
+
+    @property
+    def local_url(self) -> str:
+        """Base URL of the console as seen from this machine."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def load_console_settings(environ: Optional[Mapping[str, str]] = None) -> ConsoleSettings:
+    """Read the console's settings from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    low = float(env.get("CONSOLE_LOW_CONFIDENCE", "0.6"))
+    if not 0.0 < low <= 1.0:
+        raise ValueError("CONSOLE_LOW_CONFIDENCE must be in (0, 1]")
+    hours = float(env.get("CONSOLE_SESSION_HOURS", "12"))
+    if hours <= 0:
+        raise ValueError("CONSOLE_SESSION_HOURS must be positive")
+    return ConsoleSettings(
+        host=env.get("CONSOLE_HOST", "127.0.0.1"),
+        port=int(env.get("CONSOLE_PORT", "8081")),
+        db_url=tracker_db_url(env),
+        session_hours=hours,
+        secure_cookies=_flag(env.get("CONSOLE_SECURE_COOKIES")),
+        low_confidence=low,
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+    )

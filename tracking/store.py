@@ -1,0 +1,141 @@
+"""The assistant's tracker store: Rasa's SQL tracker store plus the review index.
+
+Configured in ``endpoints.yml``::
+
+    tracker_store:
+      type: tracking.store.ReviewableSQLTrackerStore
+
+The database comes from ``TRACKER_DB_URL`` (default ``sqlite:///var/tracker.db``
+under the project root; ``postgresql://user@host:5432/db`` for PostgreSQL). It is
+read here rather than through ``${VAR}`` in endpoints.yml, because Rasa's
+expansion fails when a variable is unset.
+
+This class is the **only** place where conversation events are written. Every
+batch of new events goes through :meth:`ReviewableSQLTrackerStore.redact_events`
+before anything is stored, published to an event broker, or indexed for the
+review console (summary, facts, message search index).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import sessionmaker
+
+from supportbot.redaction import redact_tracker_events
+from tracking.db import make_engine, write_transaction
+from tracking.schema import create_schema_when_reachable, events
+from tracking.settings import tracker_db_url
+from tracking.writer import record_events
+
+logger = logging.getLogger(__name__)
+
+#: How long to keep retrying while the database is not reachable at start-up.
+CONNECT_TIMEOUT_SECONDS = 60.0
+CONNECT_RETRY_SECONDS = 2.0
+
+EventDict = Dict[Text, Any]
+
+
+class ReviewableSQLTrackerStore(SQLTrackerStore):
+    """SQL tracker store that redacts events and indexes them for conversation review."""
+
+    def __init__(
+        self,
+        domain: Optional[Domain] = None,
+        host: Optional[Text] = None,
+        event_broker: Optional[EventBroker] = None,
+        **kwargs: Any,
+    ) -> None:
+        """Connect to the tracker database and create the missing tables.
+
+        Args:
+            domain: The assistant's domain.
+            host: A full database URL from endpoints.yml's ``url``; overrides
+                ``TRACKER_DB_URL`` (leave it out to use the environment).
+            event_broker: Broker to publish new events to (redacted too).
+            **kwargs: Other endpoint options; ignored.
+        """
+        TrackerStore.__init__(self, domain, event_broker)
+        self.url = host if host and "://" in host else tracker_db_url()
+        self.engine = make_engine(self.url)
+        create_schema_when_reachable(self.engine, timeout=CONNECT_TIMEOUT_SECONDS,
+                                     retry_every=CONNECT_RETRY_SECONDS)
+        self.sessionmaker = sessionmaker(bind=self.engine, future=True)
+        logger.info("Tracker store: %s", self.engine.url.render_as_string(hide_password=True))
+
+    # ------------------------------------------------------------------ redaction hook
+
+    def redact_events(self, events: List[EventDict]) -> List[EventDict]:
+        """Remove secrets from new events before anything is stored or published.
+
+        Called once per save with the new events, serialised as Rasa stores them
+        (``Event.as_dict()``: ``text``, ``parse_data``, ``metadata``, slot
+        ``value``...). Whatever it returns is what goes into ``events``, the
+        event broker and the review index (summary, facts, message search).
+
+        Contract: return the same number of events, in the same order (Rasa finds
+        the new events of a conversation by counting the stored ones); blank or
+        replace values instead of dropping events. Must not raise for ordinary
+        input: an exception aborts the save.
+
+        Secret slots (one-time codes, recovery codes) lose their values, the
+        customer messages that filled them are replaced by ``[redacted]``, and
+        codes, tokens and passwords are masked in every other message
+        (:func:`supportbot.redaction.redact_tracker_events`).
+        """
+        return redact_tracker_events(events)
+
+    def _redacted(self, new_events: List[Event]) -> List[EventDict]:
+        records = [event.as_dict() for event in new_events]
+        redacted = self.redact_events(records)
+        if len(redacted) != len(records):
+            raise ValueError(
+                "redact_events must return one event for each event it is given "
+                f"(got {len(redacted)} for {len(records)})"
+            )
+        return redacted
+
+    # ------------------------------------------------------------------ writing
+
+    async def _stream_new_events(
+        self, event_broker: EventBroker, new_events: List[Event], sender_id: Text
+    ) -> None:
+        """Publish new events to the broker, redacted like the stored ones."""
+        for record in self._redacted(new_events):
+            body = {"sender_id": sender_id}
+            body.update(record)
+            event_broker.publish(body)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the tracker's new events and update the review index in one transaction."""
+        await self.stream_events(tracker)
+        with write_transaction(self.engine) as conn:
+            stored = self._count_stored_events(conn, tracker.sender_id)
+            new_events = list(tracker.events)[stored:]
+            if not new_events:
+                return
+            record_events(conn, tracker.sender_id, self._redacted(new_events))
+        logger.debug("Stored %d events of a conversation.", len(new_events))
+
+    @staticmethod
+    def _count_stored_events(conn: Connection, sender_id: Text) -> int:
+        """Events stored since the latest session start (as ``SQLTrackerStore`` counts them)."""
+        session_start = (
+            sa.select(sa.func.max(events.c.timestamp))
+            .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
+            .scalar_subquery()
+        )
+        query = sa.select(sa.func.count()).select_from(events).where(
+            events.c.sender_id == sender_id,
+            sa.or_(events.c.timestamp >= session_start, session_start.is_(None)),
+        )
+        return int(conn.execute(query).scalar_one())
