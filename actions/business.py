@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from accounts import business
-from accounts.results import Refused, Result
+from accounts.results import Reason, Refused, Result
 from actions.account_store import call_domain
 from actions.identity import Customer
-from actions.operation_flow import CheckAction, SubmitAction, run_check
+from actions.handoff import hand_over
+from actions.operation_flow import SUPPORT_OFFER, CheckAction, SubmitAction, run_check
+from actions.step_up import StepUpFormValidation
 
 REGISTRATION_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{2,40}$")
 
@@ -34,13 +36,23 @@ class ActionCheckBusinessSwitch(CheckAction):
         dispatcher.utter_message(text="I can switch your account to business for you. I'll need "
                                       "four company details; the payment method becomes wire transfer.")
 
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """As every check, and when the switch is "grayed out" a support request is raised at once."""
+        events = await super().run(dispatcher, tracker, domain)
+        offer = next((e["value"] for e in events if e.get("name") == SUPPORT_OFFER), None)
+        if offer and Reason(offer["reason"]) in business.ESCALATABLE:
+            events += await hand_over(dispatcher, tracker, f"switch_to_business:{offer['reason']}",
+                                      support_offer=offer)
+        return events
+
 
 def _text(value: Any, limit: int) -> Optional[str]:
     text = " ".join(str(value or "").split())
     return text if 2 <= len(text) <= limit else None
 
 
-class ValidateBusinessForm(FormValidationAction):
+class ValidateBusinessForm(StepUpFormValidation):
     """Checks each company detail as it is given."""
 
     def name(self) -> Text:
@@ -86,6 +98,7 @@ class ActionSwitchToBusiness(SubmitAction):
     operation = "switch_to_business"
     doing = "switch your account to business"
     form_slots = ["company_name", "registration_number", "vat_id", "company_address"]
+    needs_step_up = True
 
     def name(self) -> Text:
         return "action_switch_to_business"
@@ -97,5 +110,5 @@ class ActionSwitchToBusiness(SubmitAction):
             registration_number=tracker.get_slot("registration_number"),
             vat_id=tracker.get_slot("vat_id"),
             company_address=tracker.get_slot("company_address"),
-            idempotency_key=key, channel=customer.channel,
+            idempotency_key=key, channel=customer.channel, require_step_up=True,
         )

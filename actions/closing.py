@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from accounts import closing
 from accounts.results import Reason, Refused, Result
 from actions.account_store import account_deps, call_domain
-from actions.identity import Customer, verified_customer
+from actions.identity import Customer, identify
 from actions.operation_flow import (
     CONFIRMED,
     OPERATION_CHECK,
@@ -38,7 +38,7 @@ class ActionCheckClosure(CheckAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         if customer is not None:
             try:
                 refusal = await self.check(customer)
@@ -70,16 +70,18 @@ def undo_question(ends_on: Optional[str] = None) -> str:
 
 
 class ActionCloseAccount(SubmitAction):
-    """Starts the closure of the account after the customer confirmed."""
+    """Starts the closure of the account after the customer confirmed and stepped up."""
 
     operation = "close_account"
     doing = "close your account"
+    needs_step_up = True
 
     def name(self) -> Text:
         return "action_close_account"
 
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
-        return await call_domain(closing.request_closure, customer.actor, idempotency_key=key)
+        return await call_domain(closing.request_closure, customer.actor, idempotency_key=key,
+                                 require_step_up=True)
 
 
 class ActionUndoClosure(SubmitAction):

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Text
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from accounts import currency
 from accounts.results import Refused, Result
 from actions.account_store import call_domain
-from actions.identity import Customer, verified_customer
+from actions.identity import Customer, identify
 from actions.operation_flow import CheckAction, SubmitAction, run_check
+from actions.step_up import StepUpFormValidation
 
 # Names customers use for the supported currencies.
 CURRENCY_NAMES = {
@@ -51,7 +52,7 @@ class ActionCheckCurrencyChange(CheckAction):
         return await run_check(currency.check_currency_change, customer)
 
 
-class ValidateCurrencyForm(FormValidationAction):
+class ValidateCurrencyForm(StepUpFormValidation):
     """Accepts a supported currency different from the current one."""
 
     def name(self) -> Text:
@@ -65,7 +66,7 @@ class ValidateCurrencyForm(FormValidationAction):
                 text="Sorry, I didn't recognise that currency. Please give its three-letter code, "
                      "one of: " + ", ".join(currency.SUPPORTED_CURRENCIES) + ".")
             return {"currency": None}
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         current = await call_domain(currency.check_currency_change, customer.actor) if customer else None
         if isinstance(current, str) and current == code:
             dispatcher.utter_message(text=f"Your account already uses {code}. Which currency "
@@ -80,10 +81,12 @@ class ActionChangeCurrency(SubmitAction):
     operation = "change_currency"
     doing = "change the currency"
     form_slots = ["currency"]
+    needs_step_up = True
 
     def name(self) -> Text:
         return "action_change_currency"
 
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(currency.change_currency, customer.actor,
-                                 currency=tracker.get_slot("currency"), idempotency_key=key)
+                                 currency=tracker.get_slot("currency"), idempotency_key=key,
+                                 require_step_up=True)

@@ -22,9 +22,9 @@ from accounts import support_requests
 from accounts.results import Refused
 from actions import messages
 from actions.account_store import call_domain
-from actions.identity import verified_customer
+from actions.identity import identify
 from actions.operation_flow import SUPPORT_OFFER, idempotency_key, operation_outcome
-from supportbot.redaction import redact_text
+from supportbot.redaction import redact_text, redact_tokens
 from supportbot.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ def redacted_transcript(tracker: Tracker, turns: int = TRANSCRIPT_TURNS) -> List
         if event.get("event") == "session_started":
             lines = []
         elif event.get("event") in ("user", "bot") and event.get("text"):
-            who = "customer" if event["event"] == "user" else "assistant"
-            lines.append({"from": who, "text": redact_text(event["text"])})
+            if event["event"] == "user":
+                lines.append({"from": "customer", "text": redact_text(event["text"])})
+            else:
+                lines.append({"from": "assistant", "text": redact_tokens(event["text"])})
     return lines[-turns:]
 
 
@@ -58,10 +60,14 @@ def handoff_reason(tracker: Tracker) -> str:
     return "customer_request"
 
 
-async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker,
-                    reason: str) -> List[Dict[Text, Any]]:
-    """Store a support request with the conversation, then tell the customer what happens next."""
-    customer = verified_customer(tracker)
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str,
+                    support_offer: Optional[Dict[str, Any]] = None) -> List[Dict[Text, Any]]:
+    """Store a support request with the conversation, then tell the customer what happens next.
+
+    ``support_offer`` is the refusal that led here when the caller has it at hand
+    (otherwise the ``support_offer`` slot is used).
+    """
+    customer = await identify(tracker)
     transcript = redacted_transcript(tracker)
     summary = next((line["text"] for line in reversed(transcript)
                     if line["from"] == "customer" and len(line["text"]) > 15),
@@ -74,7 +80,7 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker,
             reason=reason[:64], summary=summary[:500],
             idempotency_key=idempotency_key(tracker, "support_request"),
             context={"conversation": tracker.sender_id, "transcript": transcript,
-                     "support_offer": tracker.get_slot(SUPPORT_OFFER)},
+                     "support_offer": support_offer or tracker.get_slot(SUPPORT_OFFER)},
             contact_email=customer.email if customer else None,
             actor=customer.actor if customer else None,
         )

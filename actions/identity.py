@@ -1,17 +1,25 @@
 """Who is chatting: only identities our channels verified.
 
-Channels put a verified customer under the ``verified_identity`` key of each
-message's metadata (channels/rest.py, channels/socketio.py), from a signed
-portal token. Nothing a user types (slots, entities, ``/intent{...}``
-messages) can set it. Actions read it from the latest message only, so a
-token that expired mid-conversation stops authorising operations.
+Two sources, nothing else:
+
+* a portal token: channels put the verified customer under the
+  ``verified_identity`` key of each message's metadata (channels/rest.py,
+  channels/socketio.py);
+* a channel link: a Slack or Telegram user (metadata ``channel_user``, set by
+  the channel after checking the platform's signature) or a website widget
+  session that proved access to the account's primary email with a one-time
+  code (accounts/channel_links.py).
+
+Nothing a user types (slots, entities, ``/intent{...}`` messages) can set
+either. Actions read them for the latest message only, so an expired token or
+a revoked link stops authorising operations at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from rasa_sdk import Tracker
 
@@ -21,6 +29,11 @@ VERIFIED_IDENTITY_KEY = "verified_identity"
 TRUSTED_SOURCES = ("portal_token",)
 
 
+# Channels whose users can link their chat identity with an emailed code. The
+# REST channel is not one: its sender ids are chosen by the caller.
+LINKABLE_CHANNELS = ("slack", "telegram", "socketio")
+
+
 @dataclass(frozen=True)
 class Customer:
     """A verified customer: the account and the signed-in member's email."""
@@ -28,6 +41,7 @@ class Customer:
     account_id: int
     email: str
     channel: str
+    source: str = "portal_token"
 
     @property
     def actor(self) -> Actor:
@@ -59,6 +73,35 @@ def verified_customer(tracker: Tracker, now: Optional[dt.datetime] = None) -> Op
         return None
     return Customer(account_id=account_id, email=email,
                     channel=str(claims.get("channel") or event.get("input_channel") or "unknown"))
+
+
+def chat_identity(tracker: Tracker) -> Optional[Tuple[str, str]]:
+    """(channel, channel user id) of a chat user who could link their account, if any."""
+    event = _latest_user_event(tracker) or {}
+    user = (event.get("metadata") or {}).get("channel_user")
+    if isinstance(user, dict) and user.get("channel") in LINKABLE_CHANNELS and user.get("channel_user_id"):
+        return str(user["channel"]), str(user["channel_user_id"])
+    if event.get("input_channel") == "socketio" and tracker.sender_id:
+        return "socketio", tracker.sender_id
+    return None
+
+
+async def identify(tracker: Tracker) -> Optional[Customer]:
+    """The verified customer behind the latest message: portal token, then channel link."""
+    customer = verified_customer(tracker)
+    if customer is not None:
+        return customer
+    identity = chat_identity(tracker)
+    if identity is None:
+        return None
+    from accounts.channel_links import find_linked_actor
+    from actions.account_store import call_domain
+
+    actor = await call_domain(find_linked_actor, *identity)
+    if actor is None:
+        return None
+    return Customer(account_id=actor.account_id, email=actor.member_email,
+                    channel=identity[0], source="channel_link")
 
 
 def latest_message_id(tracker: Tracker) -> str:

@@ -13,8 +13,9 @@ from accounts import members
 from accounts.results import Reason, Refused, Result
 from accounts.security import is_valid_email, normalize_email
 from actions.account_store import call_domain
-from actions.identity import Customer, verified_customer
+from actions.identity import Customer, identify
 from actions.operation_flow import CheckAction, SubmitAction
+from actions.step_up import StepUpFormValidation
 
 EMAIL_IN_TEXT = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+")
 ROLE_WORDS = {
@@ -126,7 +127,7 @@ class ActionAskDisableEmail(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         listed = await _members_or_refusal(customer) if customer else []
         candidates = [] if isinstance(listed, Refused) else [
             m for m in listed if m.email != customer.email and m.status != "disabled"]
@@ -137,7 +138,7 @@ class ActionAskDisableEmail(Action):
         return []
 
 
-class ValidateDisableUserForm(FormValidationAction):
+class ValidateDisableUserForm(StepUpFormValidation):
     """Accepts the email of a user of this account."""
 
     def name(self) -> Text:
@@ -146,7 +147,7 @@ class ValidateDisableUserForm(FormValidationAction):
     async def validate_disable_email(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         email = extract_email(str(value or ""))
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         listed = await _members_or_refusal(customer) if customer and email else []
         known = {m.email for m in listed} if not isinstance(listed, Refused) else set()
         if email is None or email not in known:
@@ -162,10 +163,12 @@ class ActionDisableUser(SubmitAction):
     operation = "disable_user"
     doing = "disable that user"
     form_slots = ["disable_email"]
+    needs_step_up = True
 
     def name(self) -> Text:
         return "action_disable_user"
 
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(members.disable_member, customer.actor,
-                                 email=tracker.get_slot("disable_email"), idempotency_key=key)
+                                 email=tracker.get_slot("disable_email"), idempotency_key=key,
+                                 require_step_up=True)

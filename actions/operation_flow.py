@@ -29,7 +29,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from accounts.results import Refused, Result
 from actions.account_store import call_domain
-from actions.identity import Customer, latest_message_id, verified_customer
+from actions.identity import Customer, latest_message_id, identify
 from actions.wording import describe_refusal, describe_success
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class CheckAction(Action, abc.ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         if customer is None:
             return [SlotSet(OPERATION_CHECK, ANONYMOUS)]
         try:
@@ -108,6 +108,8 @@ class SubmitAction(Action, abc.ABC):
     operation: str = ""
     doing: str = "do that"
     form_slots: List[str] = []
+    #: Sensitive operations need a fresh second factor (actions/step_up.py).
+    needs_step_up: bool = False
 
     @abc.abstractmethod
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
@@ -115,11 +117,12 @@ class SubmitAction(Action, abc.ABC):
 
     def reset(self) -> List[Dict[Text, Any]]:
         """Clear the form's slots so the next request starts fresh."""
-        return [SlotSet(slot, None) for slot in [*self.form_slots, CONFIRMED, OPERATION_CHECK]]
+        slots = [*self.form_slots, CONFIRMED, OPERATION_CHECK, "step_up_code", "step_up_method"]
+        return [SlotSet(slot, None) for slot in slots]
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         if customer is None:
             dispatcher.utter_message(text="Your portal session has ended, so I can't do that now. "
                                           "Please reopen the chat from the portal and try again.")
@@ -127,6 +130,9 @@ class SubmitAction(Action, abc.ABC):
         if tracker.get_slot(CONFIRMED) is not True:
             dispatcher.utter_message(text="OK, I haven't changed anything.")
             return [*self.reset(), operation_outcome(self.operation, "cancelled")]
+        if self.needs_step_up and tracker.get_slot("step_up_code") != "verified":
+            dispatcher.utter_message(text="I couldn't confirm it's you, so I haven't changed anything.")
+            return [*self.reset(), operation_outcome(self.operation, "refused", "step_up_failed")]
         try:
             result = await self.perform(customer, tracker, idempotency_key(tracker, self.operation))
         except Exception:  # noqa: BLE001 - reported to the customer and logged

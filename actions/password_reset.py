@@ -18,7 +18,7 @@ from rasa_sdk.types import DomainDict
 from accounts import password_reset
 from accounts.results import Refused
 from actions.account_store import call_domain
-from actions.identity import verified_customer
+from actions.identity import identify
 from actions.members import extract_email
 from actions.operation_flow import (
     CONTACT_SUPPORT_BUTTON,
@@ -40,7 +40,7 @@ class ValidatePasswordResetForm(FormValidationAction):
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
-        return [] if verified_customer(tracker) else list(domain_slots)
+        return [] if await identify(tracker) else list(domain_slots)
 
     async def validate_reset_email(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -59,7 +59,7 @@ class ActionSendPasswordReset(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        customer = verified_customer(tracker)
+        customer = await identify(tracker)
         email = customer.email if customer else tracker.get_slot("reset_email")
         reset = [SlotSet("reset_email", None)]
         if not email:

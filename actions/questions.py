@@ -7,6 +7,8 @@ the project's data must validate without warnings.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
@@ -31,19 +33,27 @@ QUESTIONS: Dict[str, Tuple[str, Buttons]] = {
     "registration_number": ("What is its company registration number?", None),
     "vat_id": ("What is its VAT ID (for example DE123456789)?", None),
     "company_address": ("And the company's registered address?", None),
+    "recovery_code": ("Please enter one of the recovery codes you saved when you set up the app.",
+                      None),
+    "email_code": ("Now enter the 6-digit code I've just emailed you.", None),
+    "link_email": ("Which email address is your account registered with (its primary address)? "
+                   "I'll send a code there.", None),
+    "link_code": ("Please enter the 6-digit code from the email. If the address belongs to an "
+                  "account, it arrives within a minute.", None),
     "reset_email": ("I can email you a link to set a new password. Which email address did you "
                     "register with? (You can also click \"Forgot password?\" on the sign-in form.)",
                     None),
 }
 
 
-class AskQuestion(Action):
-    """Asks for one slot of a form."""
+class AskQuestion(Action, abc.ABC):
+    """Asks for one slot of a form (one concrete subclass per slot, below)."""
 
     slot: str = ""
 
+    @abc.abstractmethod
     def name(self) -> Text:
-        return f"action_ask_{self.slot}"
+        """``action_ask_<slot>``."""
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
@@ -54,4 +64,5 @@ class AskQuestion(Action):
 
 # One action class per question, so rasa-sdk registers each under its name.
 for _slot in QUESTIONS:
-    globals()[f"Ask_{_slot}"] = type(f"Ask_{_slot}", (AskQuestion,), {"slot": _slot})
+    globals()[f"Ask_{_slot}"] = type(f"Ask_{_slot}", (AskQuestion,), {
+        "slot": _slot, "name": lambda self, _name=f"action_ask_{_slot}": _name})

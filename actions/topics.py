@@ -14,5 +14,6 @@ TOPIC_TITLES: Dict[str, str] = {
     "forgot_password": "A forgotten password",
     "what_is_tfa": "Two-factor authentication (TFA)",
     "lost_tfa_app": "A lost authenticator (TFA) app",
+    "link_account": "Verifying who you are",
     "human_handoff": "Talking to a person",
 }

@@ -18,15 +18,31 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
     # links with a token or code in them
     re.compile(r"https?://\S*(?:token|code|reset|invit|secret)\S*", re.IGNORECASE),
+    # query parameters carrying secrets in request lines ("GET /tfa/enroll?token=...")
+    re.compile(r"(?<=[?&])(?:token|code|secret|key|otp)=[^&\s\"']+", re.IGNORECASE),
     # recovery codes such as ABCD-1234 or DEMO-RECOVERY-01
     re.compile(r"\b[A-Za-z0-9]{4,}(?:-[A-Za-z0-9]{2,}){1,3}\b(?=[^@]*$|\s)"),
     # one-time codes: 6 to 10 digits, possibly split by a space or dash (123 456)
-    re.compile(r"(?<![\d.,])\d{3,5}[ -]?\d{3,5}(?![\d.,])"),
+    re.compile(r"(?<!\d)(?<!\d[.,])\d{3,5}[ -]?\d{3,5}(?!\d)(?![.,]\d)"),
     # long random-looking strings (API keys, secrets)
     re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}\b"),
     # "password is ..." / "pw: ..."
     re.compile(r"(?i)\b(pass(?:word)?|pwd|pw)\b(\s*(?:is|:|=)\s*)\S+"),
 ]
+
+
+# The assistant's own messages never contain codes; only tokens and links are
+# masked there, so references such as SR-000002 and invoice numbers stay readable.
+_TOKEN_PATTERNS = _PATTERNS[:3] + [_PATTERNS[5]]
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with tokens, secret links and key-like strings masked (for bot messages)."""
+    if not text:
+        return text
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(MASK, text)
+    return text
 
 
 def redact_text(text: str) -> str:
@@ -48,3 +64,58 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: redact_value(v) for k, v in value.items()}
     return value
+
+
+# Slots that hold one-time codes, recovery codes or similar while a form checks
+# them. Their values, and the customer messages that filled them, are never
+# stored (see redact_tracker_events).
+SECRET_SLOTS = frozenset({
+    "step_up_code", "email_code", "recovery_code", "link_code", "verification_code",
+})
+
+
+def _mask_user_event(event: dict) -> dict:
+    masked = dict(event, text=MASK)
+    parse_data = dict(event.get("parse_data") or {})
+    if parse_data:
+        parse_data["text"] = MASK
+        parse_data.pop("text_tokens", None)
+        masked["parse_data"] = parse_data
+    return masked
+
+
+def redact_tracker_events(events: list, secret_slots: frozenset = SECRET_SLOTS) -> list:
+    """Tracker events (``Event.as_dict()``) as they may be stored: no secrets in them.
+
+    * a slot in ``secret_slots`` keeps its name but loses its value;
+    * a customer message that filled a secret slot (a secret slot is set after it
+      in the same batch) is replaced by ``[redacted]``, text and parse data;
+    * every other customer message has codes and tokens masked, and the
+      assistant's messages have tokens and secret links masked.
+
+    Returns one event per input event, in order (stores count events).
+    """
+    redacted = []
+    pending_user_index = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            pending_user_index = len(redacted)
+            text = event.get("text") or ""
+            clean = redact_text(text)
+            if clean != text:
+                event = dict(event, text=clean)
+                if event.get("parse_data"):
+                    event["parse_data"] = dict(event["parse_data"], text=clean)
+            redacted.append(event)
+        elif kind == "slot" and event.get("name") in secret_slots:
+            if event.get("value") is not None:
+                event = dict(event, value=MASK)
+                if pending_user_index is not None:
+                    redacted[pending_user_index] = _mask_user_event(redacted[pending_user_index])
+            redacted.append(event)
+        elif kind == "bot" and event.get("text"):
+            redacted.append(dict(event, text=redact_tokens(event["text"])))
+        else:
+            redacted.append(event)
+    return redacted

@@ -1,8 +1,8 @@
-"""Start the whole assistant in the foreground: Rasa, the action server and the chat page.
+"""Start the whole assistant in the foreground: Rasa, the action server, the chat page, the review console, the mail dispatcher and the helpdesk delivery.
 
-``python -m supportbot.runner`` (what ``make run`` calls) starts the three
+``python -m supportbot.runner`` (what ``make run`` calls) starts the six
 processes with the settings of :mod:`supportbot.settings`, waits until each one
-answers, and stops all of them on Ctrl-C, SIGTERM, or when any one of them
+with an HTTP interface answers, and stops all of them on Ctrl-C, SIGTERM, or when any one of them
 exits.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from console.settings import load_console_settings
 from supportbot.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("supportbot.runner")
@@ -29,12 +31,16 @@ STOP_GRACE_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One process of the assistant: how to start it and how to tell it is up."""
+    """One process of the assistant: how to start it and how to tell it is up.
+
+    A process without an HTTP interface (the mail dispatcher) has no
+    ``health_url``; it counts as up while it runs.
+    """
 
     name: str
     argv: List[str]
     env: Dict[str, str]
-    health_url: str
+    health_url: Optional[str] = None
 
 
 def process_specs(settings: Settings) -> List[ProcessSpec]:
@@ -43,18 +49,20 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     base_env = dict(os.environ)
     base_env["ACTION_ENDPOINT_URL"] = settings.action_endpoint_url
     base_env.setdefault("PYTHONPATH", str(PROJECT_ROOT))
+    # E-mailed TFA enrolment / "not me" links open the chat page server's /tfa/ pages unless set.
+    base_env.setdefault("ACCOUNTS_ENROLLMENT_BASE_URL", f"http://{_local(settings.web_host)}:{settings.web_port}")
 
     actions_env = dict(base_env, SANIC_HOST=settings.action_host)
     actions = ProcessSpec(
         name="actions",
-        argv=[python, "-m", "rasa_sdk", "--actions", "actions",
+        argv=[python, "-m", "supportbot.log_redaction", "rasa_sdk", "--actions", "actions",
               "--port", str(settings.action_port)],
         env=actions_env,
         health_url=f"http://{_local(settings.action_host)}:{settings.action_port}/health",
     )
 
     rasa_argv = [
-        python, "-m", "rasa", "run",
+        python, "-m", "supportbot.log_redaction", "rasa", "run",
         "--model", str(settings.model_path),
         "--interface", settings.rasa_interface,
         "--port", str(settings.rasa_port),
@@ -78,7 +86,28 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
         env=base_env,
         health_url=f"http://{_local(settings.web_host)}:{settings.web_port}/healthz",
     )
-    return [actions, rasa, web]
+
+    console_settings = load_console_settings(base_env)
+    console = ProcessSpec(
+        name="review console",
+        argv=[python, "-m", "console", "serve"],
+        env=base_env,
+        health_url=f"{console_settings.local_url}/healthz",
+    )
+
+    # E-mails the account store's outbox (MAIL_BACKEND, SMTP_*; see accounts/README.md "Mail").
+    mail = ProcessSpec(
+        name="mail dispatcher",
+        argv=[python, "-m", "supportbot.log_redaction", "accounts", "dispatch", "--loop"],
+        env=base_env,
+    )
+    # Delivers stored support requests to the helpdesk (HELPDESK_*; accounts/README.md "Helpdesk delivery").
+    helpdesk = ProcessSpec(
+        name="helpdesk delivery",
+        argv=[python, "-m", "supportbot.log_redaction", "accounts", "helpdesk", "--loop"],
+        env=base_env,
+    )
+    return [actions, rasa, web, console, mail, helpdesk]
 
 
 def _local(host: str) -> str:
@@ -134,6 +163,28 @@ def prepare_account_store() -> bool:
     return True
 
 
+DEV_PORTAL_SECRET_FILE = PROJECT_ROOT / "var" / "dev_portal_token_secret"
+
+
+def ensure_portal_secret() -> None:
+    """Give a local run a portal token secret when none is configured.
+
+    Production sets ``PORTAL_TOKEN_SECRET``. For ``make run`` on a developer's
+    machine a random secret is created once in the git-ignored ``var/`` folder
+    (readable only by its owner) and passed to the processes, so tokens for the
+    demo accounts can be signed with ``python -m supportbot.portal_token``.
+    """
+    if os.environ.get("PORTAL_TOKEN_SECRET"):
+        return
+    if not DEV_PORTAL_SECRET_FILE.exists():
+        DEV_PORTAL_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_PORTAL_SECRET_FILE.touch(mode=0o600)
+        DEV_PORTAL_SECRET_FILE.write_text(secrets.token_urlsafe(48))
+    os.environ["PORTAL_TOKEN_SECRET"] = DEV_PORTAL_SECRET_FILE.read_text().strip()
+    logger.warning("PORTAL_TOKEN_SECRET not set: using the development secret in %s",
+                   DEV_PORTAL_SECRET_FILE)
+
+
 def main() -> int:
     """Run the assistant until interrupted; the exit code is non-zero on failure."""
     settings = load_settings()
@@ -144,6 +195,7 @@ def main() -> int:
 
     if not prepare_account_store():
         return 1
+    ensure_portal_secret()
     specs = process_specs(settings)
     processes: List[subprocess.Popen] = []
     stopping = False
@@ -158,10 +210,12 @@ def main() -> int:
         for spec in specs:
             logger.info("starting %s", spec.name)
             processes.append(subprocess.Popen(spec.argv, env=spec.env, cwd=PROJECT_ROOT))
-        if wait_until_up([spec.health_url for spec in specs], processes=processes):
+        if wait_until_up([spec.health_url for spec in specs if spec.health_url], processes=processes):
             logger.info(
-                "Assistant ready. Chat page: http://%s:%s/  REST: %s/webhooks/rest/webhook",
+                "Assistant ready. Chat page: http://%s:%s/  REST: %s/webhooks/rest/webhook  "
+                "Review console: %s/",
                 _local(settings.web_host), settings.web_port, settings.rasa_url,
+                load_console_settings().local_url,
             )
         elif not stopping:
             logger.error("The assistant did not come up; stopping.")

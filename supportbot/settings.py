@@ -18,7 +18,42 @@ environment first.
 | ``WEB_PORT`` | ``8080`` | port of the chat page server |
 | ``RASA_MODEL`` | ``models/assistant.tar.gz`` | trained model the server loads |
 | ``SUPPORT_CONTACT`` | ``the Contact support form in the portal's Help section`` | how customers reach a person, quoted by the assistant |
+| ``PORTAL_TOKEN_SECRET`` | (none; ``make run`` creates a development one in ``var/``) | HMAC secret shared with the portal; portal tokens signed with it identify customers (supportbot/portal_token.py) |
+| ``PORTAL_TOKEN_ISSUER`` | ``portal`` | expected ``iss`` claim of portal tokens |
+| ``ACCOUNTS_DB_URL`` | ``sqlite:///<project root>/var/accounts.db`` | the account store (accounts/README.md lists its other settings) |
+| ``MAIL_BACKEND`` | ``file`` | how the mail dispatcher delivers notifications: ``file`` writes ``.eml`` files (development), ``smtp`` sends them (accounts/README.md, "Mail") |
+| ``MAIL_DIR`` | ``<project root>/var/mail`` | folder of the ``file`` backend |
+| ``MAIL_FROM`` | ``Customer Support <no-reply@example.com>`` | From address of notifications; its domain is the Message-ID domain |
+| ``SMTP_HOST`` | ``127.0.0.1`` | SMTP server of the ``smtp`` backend |
+| ``SMTP_PORT`` | ``587`` | its port |
+| ``SMTP_STARTTLS`` | ``1`` | ``1`` upgrades with STARTTLS and verifies the certificate; ``0`` talks in clear (then a login is only allowed on loopback) |
+| ``SMTP_USERNAME`` | (none: no login) | SMTP login name |
+| ``SMTP_PASSWORD`` | (none) | SMTP password; required with ``SMTP_USERNAME`` |
+| ``SMTP_TIMEOUT`` | ``10`` | seconds for connecting and for each SMTP command |
+| ``HELPDESK_URL`` | (none: support requests stay pending, visible to support leads) | base URL of the helpdesk API the support requests are delivered to (accounts/README.md, "Helpdesk delivery") |
+| ``HELPDESK_TOKEN`` | (none; required with ``HELPDESK_URL``) | Bearer token of the helpdesk API |
+| ``HELPDESK_KIND`` | ``generic`` | ``generic`` (the documented JSON API) or ``zendesk`` (Zendesk Tickets API) |
+| ``HELPDESK_TIMEOUT`` | ``10`` | seconds for connecting to the helpdesk and for its answer |
+| ``MAX_MESSAGE_CHARS`` | ``2000`` | longest message the channels accept |
+| ``WIDGET_ALLOWED_ORIGINS`` | ``http://127.0.0.1:{WEB_PORT},http://localhost:{WEB_PORT}`` | comma-separated origins of the pages allowed to open the widget's Socket.IO connection (channels/socketio.py) |
+| ``WIDGET_SOCKET_URL`` | the Rasa server's URL (``http://127.0.0.1:{RASA_PORT}``) | where the widget page's browser reaches Rasa's Socket.IO endpoint |
+| ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only, never in production |
+| ``SLACK_BOT_TOKEN`` | (none: Slack off, its webhook answers 503) | Slack bot token (``xoxb-...``) |
+| ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
+| ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |
+| ``TELEGRAM_BOT_TOKEN`` | (none: Telegram off, its webhook answers 503) | Telegram bot token from @BotFather |
+| ``TELEGRAM_WEBHOOK_SECRET`` | (none: Telegram off) | secret Telegram must send in ``X-Telegram-Bot-Api-Secret-Token`` (1-256 of ``A-Z a-z 0-9 _ -``) |
+| ``TELEGRAM_BOT_USERNAME`` | (none) | the bot's @username, removed from commands such as ``/start@name`` |
+| ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
+| ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |
+| ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | database of the conversation log (tracker store, review index, review console); ``postgresql://user@host:5432/db`` for PostgreSQL |
+| ``CONSOLE_HOST`` | ``127.0.0.1`` | interface of the review console |
+| ``CONSOLE_PORT`` | ``8081`` | port of the review console |
+| ``CONSOLE_SESSION_HOURS`` | ``12`` | how long a support lead's sign-in lasts |
+| ``CONSOLE_SECURE_COOKIES`` | ``0`` | ``1`` marks the console's cookies ``Secure`` (set it when the console is served over HTTPS) |
+| ``CONSOLE_LOW_CONFIDENCE`` | ``0.6`` | NLU confidence below which the console calls a message "low" (NLU inbox default) |
+| ``TFA_FORM_KEY`` | random per process | key (32+ bytes) signing the form tokens of the ``/tfa/enroll`` and ``/tfa/not-me`` pages (supportbot/tfa_enrollment.py); set it when several chat page processes serve them |
 """
 
 from __future__ import annotations

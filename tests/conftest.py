@@ -46,6 +46,7 @@ class RunningAssistant:
     action_url: str
     log_path: Path
     accounts_db_url: str = ""
+    console_url: str = ""
 
     def say(self, sender: str, message: str, token: Optional[str] = None) -> List[Dict]:
         """Send one message over the REST channel and return the bot's replies.
@@ -65,9 +66,10 @@ class RunningAssistant:
 
 def start_assistant(tmp_dir: Path, extra_env: Dict[str, str]) -> tuple:
     """Start ``python -m supportbot.runner`` on free ports; return (process, assistant)."""
-    ports = {name: free_port() for name in ("RASA_PORT", "ACTION_PORT", "WEB_PORT")}
+    ports = {name: free_port() for name in ("RASA_PORT", "ACTION_PORT", "WEB_PORT", "CONSOLE_PORT")}
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), RASA_TELEMETRY_ENABLED="false",
-               RASA_MODEL=str(MODEL_PATH), **{k: str(v) for k, v in ports.items()})
+               RASA_MODEL=str(MODEL_PATH), TRACKER_DB_URL=f"sqlite:///{tmp_dir / 'tracker.db'}",
+               **{k: str(v) for k, v in ports.items()})
     env.update(extra_env)
     log_path = tmp_dir / "assistant.log"
     log = open(log_path, "wb")
@@ -80,9 +82,11 @@ def start_assistant(tmp_dir: Path, extra_env: Dict[str, str]) -> tuple:
         web_url=f"http://127.0.0.1:{ports['WEB_PORT']}",
         action_url=f"http://127.0.0.1:{ports['ACTION_PORT']}",
         log_path=log_path,
+        console_url=f"http://127.0.0.1:{ports['CONSOLE_PORT']}",
     )
     up = wait_until_up(
-        [f"{assistant.rasa_url}/", f"{assistant.web_url}/healthz", f"{assistant.action_url}/health"],
+        [f"{assistant.rasa_url}/", f"{assistant.web_url}/healthz", f"{assistant.action_url}/health",
+         f"{assistant.console_url}/healthz"],
         timeout=180, processes=[process],
     )
     if not up:
@@ -107,10 +111,12 @@ TEST_PORTAL_SECRET = "test-portal-secret-" + "x" * 32
 
 
 def assistant_env(tmp_dir: Path) -> Dict[str, str]:
-    """Environment of a test assistant: its own account store, a known portal secret."""
+    """Environment of a test assistant: its own account store and mail folder, a known portal secret."""
     return {
         "ACCOUNTS_DB_URL": f"sqlite:///{tmp_dir / 'accounts.db'}",
         "PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET,
+        "MAIL_BACKEND": "file",
+        "MAIL_DIR": str(tmp_dir / "mail"),
     }
 
 

@@ -39,7 +39,7 @@ def payloads(replies: List[Dict]) -> List[str]:
         ("how do I create an account", ["Customer account", "Join", "confirm"]),
         ("I forgot my password", ["Forgot password?", "email address"]),
         ("what is two-factor authentication?", ["one-time password", "phone"]),
-        ("I lost the app that generates my one time passwords", ["primary email", "support"]),
+        ("I lost the app that generates my one time passwords", ["recovery codes", "primary email"]),
     ],
     ids=["add_user", "remove_user", "account_types", "change_account_type", "change_currency",
          "close_account", "create_account", "forgot_password", "what_is_tfa", "lost_tfa_app"],

@@ -12,7 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from accounts.db import make_session_factory, write_session
-from accounts.models import Account, AuditEvent, Invoice, Member, OutboxNotification, Payment, Service
+import pyotp
+
+from accounts.models import (
+    Account, AuditEvent, Invoice, Member, OutboxNotification, Payment, Service, TfaEnrolment,
+)
 from supportbot.portal_token import PortalTokenVerifier
 from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant
 
@@ -39,6 +43,10 @@ class Customer:
         """Send a message; return all reply texts joined."""
         return "\n".join(reply.get("text", "") for reply in self.say(message))
 
+    def steps_up(self, store: "Store") -> str:
+        """Enter the code the assistant just e-mailed; return the reply."""
+        return self.says(store.latest_code(self.email))
+
 
 class Store:
     """Direct access to the assistant's account store, to set up and check state."""
@@ -62,6 +70,25 @@ class Store:
             return list(session.execute(sa.select(OutboxNotification.kind)
                                         .where(OutboxNotification.account_id == account_id)
                                         .order_by(OutboxNotification.id)).scalars())
+
+    def latest_code(self, email: str) -> str:
+        """The newest one-time code e-mailed to ``email`` (read from the outbox, as a mailbox would)."""
+        with self.factory() as session:
+            payload = session.execute(
+                sa.select(OutboxNotification.payload)
+                .where(OutboxNotification.recipient_email == email,
+                       OutboxNotification.kind == "verification_code")
+                .order_by(OutboxNotification.id.desc()).limit(1)).scalar_one()
+        return payload["secret_code"]
+
+    def enable_tfa(self, account_id: int, email: str) -> str:
+        """Turn TFA on for a member; return the authenticator secret."""
+        secret = pyotp.random_base32()
+        with write_session(self.factory) as session:
+            member = session.execute(sa.select(Member).where(
+                Member.account_id == account_id, Member.email == email)).scalar_one()
+            session.add(TfaEnrolment(member_id=member.id, secret=secret, enabled=True, created_at=NOW))
+        return secret
 
     def members(self, account_id: int) -> Dict[str, tuple]:
         with self.factory() as session:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 
+import pyotp
+
 import pytest
 import requests
 import sqlalchemy as sa
@@ -27,20 +29,23 @@ def test_closing_a_clean_account_after_confirmation_then_undoing_it(new_customer
     assert "no unpaid bills" in reply and "14-day grace period" in reply and "Shall I close" in reply
     assert store.account(customer.account_id).status == "active"  # nothing before the yes
 
-    assert "scheduled to close on" in customer.says("yes")
+    assert "emailed a 6-digit code" in customer.says("yes")
+    assert store.account(customer.account_id).status == "active"  # not before the step-up
+    assert "scheduled to close on" in customer.steps_up(store)
     assert store.account(customer.account_id).status == "closing"
-    assert store.audit_actions(customer.account_id) == [("request_closure", "succeeded")]
-    assert store.notifications(customer.account_id) == ["closure_requested"]
+    assert ("request_closure", "succeeded") in store.audit_actions(customer.account_id)
+    assert store.notifications(customer.account_id) == ["verification_code", "closure_requested"]
 
     # a second "yes" (double click) does nothing twice
     customer.says("yes")
-    assert store.audit_actions(customer.account_id) == [("request_closure", "succeeded")]
+    assert store.audit_actions(customer.account_id).count(("request_closure", "succeeded")) == 1
 
     reply = customer.says("close my account")
     assert "already scheduled to close" in reply and "cancel the closure" in reply
     assert "cancelled" in customer.says("yes")
     assert store.account(customer.account_id).status == "active"
-    assert store.notifications(customer.account_id) == ["closure_requested", "closure_undone"]
+    assert store.notifications(customer.account_id) == [
+        "verification_code", "closure_requested", "closure_undone"]
 
 
 def test_saying_no_to_the_confirmation_changes_nothing(new_customer, store: Store):
@@ -75,9 +80,10 @@ def test_changing_the_currency(new_customer, store: Store):
     assert "Which currency" in customer.says("can you change my account currency?")
     assert "didn't recognise" in customer.says("bitcoin")
     assert "to USD?" in customer.says("to dollars please")
-    assert "now USD" in customer.says("yes")
+    assert "6-digit code" in customer.says("yes")
+    assert "now USD" in customer.steps_up(store)
     assert store.account(customer.account_id).currency == "USD"
-    assert store.notifications(customer.account_id) == ["currency_changed"]
+    assert store.notifications(customer.account_id) == ["verification_code", "currency_changed"]
 
 
 def test_currency_change_refused_after_payments_and_with_negative_balance(new_customer, store: Store):
@@ -104,7 +110,8 @@ def test_disabling_a_user_picked_from_the_list(new_customer, store: Store):
     buttons = [b["payload"] for r in replies for b in r.get("buttons", [])]
     assert buttons == ["carol@example.com"]
     assert "Disable carol@example.com?" in customer.says("carol@example.com")
-    assert "is disabled" in customer.says("yes")
+    assert "6-digit code" in customer.says("yes")
+    assert "is disabled" in customer.steps_up(store)
     assert store.members(customer.account_id)["carol@example.com"] == ("member", "disabled")
 
 
@@ -117,15 +124,21 @@ def test_switching_to_business_checks_the_vat_id(new_customer, store: Store):
     assert "address" in customer.says("DE123456789")
     assert "Switch to a business account for Acme Widgets GmbH" in customer.says(
         "Hauptstrasse 1, 10115 Berlin, Germany")
-    assert "business account for Acme Widgets GmbH" in customer.says("yes")
+    assert "6-digit code" in customer.says("yes")
+    assert "business account for Acme Widgets GmbH" in customer.steps_up(store)
     account = store.account(customer.account_id)
     assert (account.kind, account.payment_method, account.vat_id) == ("business", "wire_transfer", "DE123456789")
 
 
-def test_switch_refused_when_grayed_out(new_customer, store: Store):
+def test_switch_refused_when_grayed_out_raises_a_support_request(new_customer, store: Store):
     customer = new_customer(unpaid_invoice=True)
-    assert "unpaid invoices" in customer.says("switch my account to business")
+    reply = customer.says("switch my account to business")
+    assert "unpaid invoices" in reply and "reference SR-" in reply
     assert store.account(customer.account_id).kind == "personal"
+    with store.factory() as session:
+        request = session.execute(sa.select(SupportRequest).where(
+            SupportRequest.account_id == customer.account_id)).scalar_one()
+    assert request.reason == "switch_to_business:unpaid_invoices"
 
 
 def test_stopping_a_form_midway(new_customer, store: Store):
@@ -191,3 +204,36 @@ def test_a_customer_cannot_act_on_another_account(assistant: RunningAssistant, n
     reply = assistant.say("x", "close my account", token=token)
     assert "Only account owners" in reply[0]["text"]
     assert store.account(victim.account_id).status == "active"
+
+
+# --- step-up ------------------------------------------------------------------------
+
+
+def test_step_up_with_the_authenticator_app_and_replay_refused(new_customer, store: Store):
+    customer = new_customer()
+    secret = store.enable_tfa(customer.account_id, customer.email)
+    customer.says("change my currency")
+    customer.says("GBP")
+    assert "authenticator app" in customer.says("yes")
+    wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+    assert "isn't right" in customer.says(wrong)
+    code = pyotp.TOTP(secret).now()
+    assert "now GBP" in customer.says(code)
+    # the same code again, for the next change, is refused (each time step once)
+    customer.says("change my currency")
+    customer.says("CHF")
+    customer.says("yes")
+    if pyotp.TOTP(secret).now() == code:  # still the same 30-second step: a replay
+        assert "already used" in customer.says(code)
+        assert store.account(customer.account_id).currency == "GBP"
+
+
+def test_wrong_codes_stop_after_five_and_nothing_changes(new_customer, store: Store):
+    customer = new_customer()
+    customer.says("change the currency")
+    customer.says("CHF")
+    customer.says("yes")
+    replies = [customer.says("999999" if store.latest_code(customer.email) != "999999" else "888888")
+               for _ in range(6)]
+    assert any("too many wrong codes" in reply for reply in replies)
+    assert store.account(customer.account_id).currency == "EUR"

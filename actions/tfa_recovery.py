@@ -1,0 +1,170 @@
+"""A lost authenticator app, in a conversation (accounts/tfa_recovery.py does the work).
+
+1. ``action_check_tfa_recovery``: anonymous customers get the FAQ answer (they
+   can sign in to the portal chat or verify themselves on Slack, Telegram or
+   the widget first). A verified customer with saved recovery codes gets a code
+   by email; one without them gets a support request for a manual identity
+   check, with the conversation: the assistant never resets TFA on chat
+   evidence alone.
+2. ``tfa_recovery_form`` asks for one saved recovery code and the emailed
+   code. Both are checked together by the account domain the moment the
+   second arrives (the first waits in the action server's memory,
+   actions/secret_vault.py); the slots only ever hold placeholders and the
+   codes never reach the tracker store (supportbot/redaction.py).
+3. ``action_finish_tfa_recovery`` tells what happened: the old app is off, an
+   enrolment link (15 minutes, single use) is in the customer's mailbox, and
+   every address on the account was told. The new secret is never in the chat.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from accounts import tfa_recovery
+from accounts.results import Reason, Refused
+from actions import secret_vault
+from actions.account_store import call_domain
+from actions.handoff import redacted_transcript
+from actions.identity import identify
+from actions.operation_flow import (
+    ALLOWED,
+    ANONYMOUS,
+    BLOCKED,
+    FAILURE_TEXT,
+    OPERATION_CHECK,
+    idempotency_key,
+    logger,
+    operation_outcome,
+)
+
+OPERATION = "tfa_recovery"
+RECOVERY_CODE, EMAIL_CODE = "recovery_code", "email_code"
+VERIFIED, FAILED, RECEIVED = "verified", "failed", "received"
+RECOVERY_RESULT = "tfa_recovery_result"
+
+
+def _minutes(refused: Refused) -> str:
+    seconds = int(refused.details.get("retry_after_seconds") or 60)
+    return f"{max(1, round(seconds / 60))} minutes"
+
+
+class ActionCheckTfaRecovery(Action):
+    """Starts a TFA recovery for a verified customer, or says why it can't."""
+
+    def name(self) -> Text:
+        return "action_check_tfa_recovery"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        customer = await identify(tracker)
+        if customer is None:
+            return [SlotSet(OPERATION_CHECK, ANONYMOUS)]
+        try:
+            started = await call_domain(
+                tfa_recovery.start_tfa_recovery, customer.actor,
+                idempotency_key=idempotency_key(tracker, "tfa_recovery_start"),
+                channel=customer.channel,
+                context={"conversation": tracker.sender_id, "transcript": redacted_transcript(tracker)},
+            )
+        except Exception:  # noqa: BLE001 - reported to the customer and logged
+            logger.exception("TFA recovery could not start")
+            dispatcher.utter_message(text=FAILURE_TEXT)
+            return [SlotSet(OPERATION_CHECK, BLOCKED), operation_outcome(OPERATION, "failed", "error")]
+        if isinstance(started, Refused):
+            if started.reason in (Reason.NO_RECOVERY_CODES, Reason.TFA_NOT_ENABLED):
+                reference = started.details.get("reference") or "on file"
+                dispatcher.utter_message(
+                    text="I can't reset two-factor authentication here without one of your saved "
+                         "recovery codes, and I won't do it on chat evidence alone. I've asked our "
+                         f"support team to check your identity (reference {reference}); they'll "
+                         f"contact you at {customer.email}.")
+            elif started.reason == Reason.RATE_LIMITED:
+                dispatcher.utter_message(text="Too many codes were sent recently. Please try again "
+                                              f"in {_minutes(started)}.")
+            else:
+                dispatcher.utter_message(text="I can't reset two-factor authentication for this "
+                                              "account here. Please contact our support team.")
+            return [SlotSet(OPERATION_CHECK, BLOCKED),
+                    operation_outcome(OPERATION, "refused", started.reason.value)]
+        dispatcher.utter_message(
+            text="I can reset your two-factor authentication once you've proved it's you twice: "
+                 "with one of the recovery codes you saved when you set up the app, and with a "
+                 f"code I've just emailed to {customer.email}.")
+        return [SlotSet(OPERATION_CHECK, ALLOWED)]
+
+
+class ValidateTfaRecoveryForm(FormValidationAction):
+    """Checks both proofs together once the second one is given."""
+
+    def name(self) -> Text:
+        return "validate_tfa_recovery_form"
+
+    async def validate_recovery_code(self, value: Any, dispatcher: CollectingDispatcher,
+                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if value is None:  # not given yet (e.g. when the form starts)
+            return {RECOVERY_CODE: None}
+        code = " ".join(str(value).split())
+        if not 4 <= len(code) <= 64:
+            dispatcher.utter_message(text="That doesn't look like a recovery code.")
+            return {RECOVERY_CODE: None}
+        secret_vault.park(tracker.sender_id, RECOVERY_CODE, code)
+        return {RECOVERY_CODE: RECEIVED}
+
+    async def validate_email_code(self, value: Any, dispatcher: CollectingDispatcher,
+                                  tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if value is None:  # not given yet
+            return {EMAIL_CODE: None}
+        customer = await identify(tracker)
+        recovery_code = secret_vault.take(tracker.sender_id, RECOVERY_CODE)
+        if customer is None:
+            return {EMAIL_CODE: FAILED, RECOVERY_RESULT: "not_verified"}
+        if recovery_code is None:
+            dispatcher.utter_message(text="That took a little too long, so I need your recovery "
+                                          "code again.")
+            return {EMAIL_CODE: None, RECOVERY_CODE: None}
+        result = await call_domain(
+            tfa_recovery.complete_tfa_recovery, customer.actor,
+            recovery_code=str(recovery_code), email_code="".join(str(value or "").split()),
+            idempotency_key=idempotency_key(tracker, "tfa_recovery_complete"),
+        )
+        if not isinstance(result, Refused):
+            return {EMAIL_CODE: VERIFIED, RECOVERY_CODE: VERIFIED,
+                    RECOVERY_RESULT: "completed"}
+        if result.reason == Reason.CODE_INVALID:
+            dispatcher.utter_message(text="One of the two codes isn't right. Let's try again.")
+            return {EMAIL_CODE: None, RECOVERY_CODE: None}
+        return {EMAIL_CODE: FAILED, RECOVERY_CODE: FAILED, RECOVERY_RESULT: result.reason.value}
+
+
+class ActionFinishTfaRecovery(Action):
+    """Tells the customer the outcome of the recovery."""
+
+    def name(self) -> Text:
+        return "action_finish_tfa_recovery"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        outcome: Optional[str] = tracker.get_slot(RECOVERY_RESULT)
+        reset = [SlotSet(RECOVERY_CODE, None), SlotSet(EMAIL_CODE, None),
+                 SlotSet(RECOVERY_RESULT, None), SlotSet(OPERATION_CHECK, None)]
+        if outcome == "completed":
+            dispatcher.utter_message(
+                text="Done: your old authenticator app no longer works for this account. I've "
+                     "emailed you a link to set up the new one; it works once, for 15 minutes, and "
+                     "shows the QR code and your new recovery codes. Everyone on the account has "
+                     "been told, with a way to report it if it wasn't you.")
+            return [*reset, operation_outcome(OPERATION, "performed")]
+        texts = {
+            Reason.TOO_MANY_ATTEMPTS.value: "That's too many wrong codes, so I've stopped for now. "
+                                            "Please try again later.",
+            Reason.CODE_EXPIRED.value: "The emailed code has expired. Tell me again that you lost "
+                                       "the app to get a new one.",
+        }
+        dispatcher.utter_message(text=texts.get(outcome or "", "I couldn't reset two-factor "
+                                                               "authentication; nothing was changed."))
+        return [*reset, operation_outcome(OPERATION, "refused", outcome or "unknown")]

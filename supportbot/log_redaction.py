@@ -1,0 +1,61 @@
+"""Keep codes, tokens and passwords out of every log line of our processes.
+
+:func:`install` replaces the logging record factory, so every record, from
+any logger (Rasa's structlog output goes through the standard logging module
+too), has its message and traceback passed through
+:func:`supportbot.redaction.redact_text` before any handler formats it.
+
+``python -m supportbot.log_redaction rasa run ...`` and
+``python -m supportbot.log_redaction rasa_sdk --actions actions ...`` start
+the Rasa server and the action server with it installed (the runner does).
+"""
+
+from __future__ import annotations
+
+import logging
+import runpy
+import sys
+import traceback
+from typing import Any, Callable
+
+from supportbot.redaction import redact_text
+
+_installed = False
+
+
+def _redacting_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logged as it is
+            return record
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)))
+        return record
+
+    return factory
+
+
+def install() -> None:
+    """Redact every log record created in this process from now on (idempotent)."""
+    global _installed
+    if not _installed:
+        logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
+        _installed = True
+
+
+def main() -> None:
+    """Run a module (``rasa`` or ``rasa_sdk``) as ``python -m`` would, with redaction on."""
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m supportbot.log_redaction MODULE [ARGS...]")
+    install()
+    module, sys.argv = sys.argv[1], sys.argv[1:]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
