@@ -5,7 +5,8 @@ the client sends into the tracker, so any caller could claim to be any
 customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
 
 * client ``metadata`` and ``input_channel`` are ignored;
-* ``Authorization: Bearer <portal token>`` (see supportbot/portal_token.py) is
+* a portal token (see supportbot/portal_token.py), sent as
+  ``Authorization: Bearer <token>`` or as the message's ``metadata.token``, is
   verified; a valid token puts the customer under the ``verified_identity``
   metadata key and binds the conversation to them (the sender id is derived
   from the verified claims); an invalid one gets 401;
@@ -71,7 +72,9 @@ class VerifiedRestInput(RestInput):
         Raises:
             InvalidPortalToken: a token was sent but is not valid.
         """
-        token = _bearer_token(request)
+        metadata = request.json.get("metadata") if isinstance(request.json, dict) else None
+        token = _bearer_token(request) or (
+            metadata.get("token") if isinstance(metadata, dict) else None)
         if token is None:
             return None
         if self.verifier is None:

@@ -11,8 +11,10 @@ Claims: ``iss`` = ``PORTAL_TOKEN_ISSUER`` (default ``portal``), ``aud`` =
 member's email, ``iat``, ``exp`` (at most ``MAX_LIFETIME`` after ``iat``) and
 a unique ``jti``.
 
-``python -m supportbot.portal_token --account ID --email ADDRESS`` prints a
-token for local testing (it needs ``PORTAL_TOKEN_SECRET``).
+``python -m supportbot.portal_token --email clean@demo.example`` prints a
+token for local testing (it needs ``PORTAL_TOKEN_SECRET``; the account id is
+looked up in the account store by its primary email, or given with
+``--account``).
 """
 
 from __future__ import annotations
@@ -133,14 +135,30 @@ def verifier_from_env(environ: Optional[Mapping[str, str]] = None,
 def main() -> None:
     """Print a portal token for local testing."""
     parser = argparse.ArgumentParser(description="Issue a portal token for local testing.")
-    parser.add_argument("--account", required=True)
-    parser.add_argument("--email", required=True)
+    parser.add_argument("--account", help="account id (default: looked up by --email)")
+    parser.add_argument("--email", required=True, help="the member's email")
     parser.add_argument("--minutes", type=int, default=60)
     args = parser.parse_args()
     verifier = verifier_from_env()
     if verifier is None:
         raise SystemExit("Set PORTAL_TOKEN_SECRET first.")
-    print(verifier.issue(args.account, args.email, dt.timedelta(minutes=args.minutes)))
+    account = args.account or _account_of(args.email)
+    print(verifier.issue(account, args.email, dt.timedelta(minutes=args.minutes)))
+
+
+def _account_of(email: str) -> str:
+    """The id of the account whose primary email is ``email`` (ACCOUNTS_DB_URL)."""
+    import sqlalchemy as sa
+
+    from accounts.db import make_session_factory
+    from accounts.models import Account
+
+    with make_session_factory()() as session:
+        account_id = session.execute(sa.select(Account.id).where(
+            Account.primary_email == email.strip().lower())).scalar_one_or_none()
+    if account_id is None:
+        raise SystemExit(f"No account has the primary email {email}; pass --account.")
+    return str(account_id)
 
 
 if __name__ == "__main__":

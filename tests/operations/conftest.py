@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +20,9 @@ from accounts.models import (
     Account, AuditEvent, Invoice, Member, OutboxNotification, Payment, Service, TfaEnrolment,
 )
 from supportbot.portal_token import PortalTokenVerifier
-from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant
+from tests.conftest import (
+    TEST_PORTAL_SECRET, RunningAssistant, assistant_env, start_assistant, stop_process,
+)
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -124,6 +128,46 @@ class Store:
                                     paid_at=NOW))
             account_id = account.id
         return account_id, owner
+
+
+PG_ADMIN_URL = os.environ.get("ACCOUNTS_TEST_PG_ADMIN_URL",
+                              "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one assistant; its URL. Dropped afterwards."""
+    name = f"ops_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({error.__class__.__name__}); "
+                    "set ACCOUNTS_SKIP_PG=1 to skip the PostgreSQL variants")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def assistant(request, model_path, tmp_path_factory) -> Iterator[RunningAssistant]:
+    """The whole assistant with its account store on SQLite, then on PostgreSQL."""
+    if request.param == "postgresql" and os.environ.get("ACCOUNTS_SKIP_PG") == "1":
+        pytest.skip("ACCOUNTS_SKIP_PG=1")
+    tmp_dir = tmp_path_factory.mktemp(f"assistant-{request.param}")
+    with contextlib.ExitStack() as stack:
+        env = assistant_env(tmp_dir)
+        if request.param == "postgresql":
+            env["ACCOUNTS_DB_URL"] = stack.enter_context(postgres_database())
+        process, running = start_assistant(tmp_dir, env)
+        running.accounts_db_url = env["ACCOUNTS_DB_URL"]
+        stack.callback(stop_process, process)
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -141,6 +141,21 @@ def test_switch_refused_when_grayed_out_raises_a_support_request(new_customer, s
     assert request.reason == "switch_to_business:unpaid_invoices"
 
 
+def test_a_question_mid_form_is_answered_and_the_form_goes_on(new_customer, store: Store):
+    customer = new_customer()
+    customer.says("I want to change my currency")
+    reply = customer.says("wait, what is two factor authentication?")
+    assert "one-time password" in reply and "Which currency" in reply
+    assert "to USD?" in customer.says("USD")
+
+
+def test_the_token_can_come_in_the_message_metadata(assistant: RunningAssistant, new_customer):
+    customer = new_customer()
+    reply = requests.post(f"{assistant.rasa_url}/webhooks/rest/webhook", timeout=30, json={
+        "sender": "x", "message": "close my account", "metadata": {"token": customer.token}}).json()
+    assert "no unpaid bills" in reply[0]["text"]
+
+
 def test_stopping_a_form_midway(new_customer, store: Store):
     customer = new_customer()
     customer.says("invite a new user")

@@ -1,0 +1,123 @@
+"""Operation actions against a real account store, rasa-sdk style: real Trackers, real events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SessionStarted, UserUttered
+from rasa_sdk.executor import CollectingDispatcher
+
+from accounts.db import make_session_factory, upgrade
+from accounts.deps import Deps
+from actions.account_store import use_deps
+from actions.closing import ActionCheckClosure, ActionCloseAccount
+from actions.currency import ActionChangeCurrency, ActionCheckCurrencyChange
+from actions.members import ActionCheckInvite
+from tests.operations.conftest import Store
+
+EXPIRES = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    upgrade(url)
+    use_deps(Deps(session_factory=make_session_factory(url)))
+    yield Store(url)
+    use_deps(None)
+
+
+def tracker(account_id: Optional[int], email: str = "", slots: Optional[Dict[str, Any]] = None,
+            intent: str = "close_account") -> Tracker:
+    metadata = {} if account_id is None else {"verified_identity": {
+        "account_id": str(account_id), "email": email, "source": "portal_token",
+        "expires_at": EXPIRES, "channel": "rest"}}
+    parse = {"intent": {"name": intent, "confidence": 0.99}, "entities": [], "text": "..."}
+    user = UserUttered("...", parse_data=parse, input_channel="rest")
+    user.update(metadata=metadata, message_id="m1")  # as Rasa stores a message from our channels
+    events = [SessionStarted(), user]
+    return Tracker("conversation-1", slots or {}, parse, events, False, None, {}, "action_listen")
+
+
+def run(action, tracker_: Tracker) -> tuple:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker_, {}))
+    return events, " ".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+def slot(events: List[Dict], name: str) -> Any:
+    return next((e["value"] for e in events if e.get("event") == "slot" and e["name"] == name), "unset")
+
+
+def test_anonymous_customers_are_sent_to_the_faq_answer(store):
+    events, _ = run(ActionCheckClosure(), tracker(None))
+    assert slot(events, "operation_check") == "anonymous"
+
+
+def test_a_clean_account_may_be_closed(store):
+    account_id, email = store.create_customer()
+    events, text = run(ActionCheckClosure(), tracker(account_id, email))
+    assert slot(events, "operation_check") == "allowed"
+    assert "no unpaid bills" in text
+
+
+def test_closing_is_refused_with_the_invoice_and_a_support_offer(store):
+    account_id, email = store.create_customer(unpaid_invoice=True)
+    events, text = run(ActionCheckClosure(), tracker(account_id, email))
+    assert slot(events, "operation_check") == "blocked"
+    assert slot(events, "support_offer")["reason"] == "unpaid_invoices"
+    assert slot(events, "last_operation") == {"operation": "close_account", "outcome": "refused",
+                                              "reason": "unpaid_invoices"}
+    assert "INV-" in text and "49.00 EUR" in text
+
+
+def test_currency_change_refused_after_a_payment(store):
+    account_id, email = store.create_customer(payment=True)
+    events, text = run(ActionCheckCurrencyChange(), tracker(account_id, email, intent="change_currency"))
+    assert slot(events, "operation_check") == "blocked"
+    assert "payments have already been made" in text
+
+
+def test_plain_members_may_not_invite(store):
+    account_id, _ = store.create_customer(members={"bob@test.example": "member"})
+    events, text = run(ActionCheckInvite(), tracker(account_id, "bob@test.example", intent="add_user"))
+    assert slot(events, "operation_check") == "blocked"
+    assert "Only account owners or admins" in text
+
+
+def test_no_closure_without_a_verified_step_up(store):
+    account_id, email = store.create_customer()
+    events, text = run(ActionCloseAccount(), tracker(account_id, email, {"confirmed": True}))
+    assert "couldn't confirm it's you" in text
+    assert store.account(account_id).status == "active"
+
+
+def test_a_typed_verified_slot_does_not_replace_the_grant(store):
+    # a customer could set the slot with /intent{...}; the domain still wants its grant
+    account_id, email = store.create_customer()
+    slots = {"confirmed": True, "step_up_code": "verified", "currency": "USD"}
+    events, text = run(ActionChangeCurrency(), tracker(account_id, email, slots, "change_currency"))
+    assert slot(events, "last_operation")["reason"] == "step_up_required"
+    assert store.account(account_id).currency == "EUR"
+    assert store.audit_actions(account_id)[-1][1] == "refused"
+
+
+def test_a_confirmed_change_after_the_step_up_happens_once(store):
+    from accounts import step_up
+    from actions.account_store import account_deps
+    from accounts.deps import Actor
+
+    account_id, email = store.create_customer()
+    actor = Actor(account_id=account_id, member_email=email)
+    step_up.start_step_up(account_deps(), actor, "change_currency", idempotency_key="s1")
+    step_up.verify_step_up(account_deps(), actor, "change_currency", store.latest_code(email),
+                           idempotency_key="s2")
+    slots = {"confirmed": True, "step_up_code": "verified", "currency": "USD"}
+    for _ in range(2):  # the same confirming message delivered twice
+        run(ActionChangeCurrency(), tracker(account_id, email, slots, "change_currency"))
+    assert store.account(account_id).currency == "USD"
+    assert store.notifications(account_id).count("currency_changed") == 1
