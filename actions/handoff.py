@@ -12,10 +12,11 @@ also told how to reach support (``SUPPORT_CONTACT``).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from accounts import support_requests
@@ -92,18 +93,29 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
         utter_support_contact(dispatcher)
         return [*events, operation_outcome("support_request", "failed", "not_stored")]
     reference = result.reference
+    person_takes_over = helpdesk_configured()
     if customer:
-        dispatcher.utter_message(
-            text=f"I've passed this to our support team with our conversation (reference "
-                 f"{reference}). They'll reply to {customer.email}, usually within one "
-                 f"working day.")
+        text = (f"I've passed this to our support team with our conversation (reference "
+                f"{reference}). They'll reply to {customer.email}, usually within one working day.")
     else:
         contact = load_settings().support_contact
-        dispatcher.utter_message(
-            text=f"I've noted your request (reference {reference}). As you're not signed in, "
-                 f"I can't see your account, so please contact our support team through "
-                 f"{contact} and quote that reference.")
-    return [*events, operation_outcome("support_request", "performed")]
+        text = (f"I've noted your request (reference {reference}). As you're not signed in, "
+                f"I can't see your account, so please contact our support team through "
+                f"{contact} and quote that reference.")
+    if person_takes_over:
+        text += (" A person from the team may also continue right here: until then I'll pass "
+                 "on everything you write and stay quiet.")
+    dispatcher.utter_message(text=text)
+    events += [operation_outcome("support_request", "performed"),
+               SlotSet("handoff_request_id", result.support_request_id)]
+    if person_takes_over:
+        events.append(ConversationPaused())
+    return events
+
+
+def helpdesk_configured() -> bool:
+    """Whether a helpdesk receives support requests (so a person can take over the chat)."""
+    return bool(os.environ.get("HELPDESK_URL"))
 
 
 class ActionHumanHandoff(Action):

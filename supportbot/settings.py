@@ -46,6 +46,7 @@ environment first.
 | ``TELEGRAM_BOT_USERNAME`` | (none) | the bot's @username, removed from commands such as ``/start@name`` |
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
+| ``HANDOFF_TIMEOUT_MINUTES`` | ``30`` | how long a conversation handed to a person stays paused for the bot when nobody releases it (only with ``HELPDESK_URL``) |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | database of the conversation log (tracker store, review index, review console); ``postgresql://user@host:5432/db`` for PostgreSQL |
 | ``CONSOLE_HOST`` | ``127.0.0.1`` | interface of the review console |

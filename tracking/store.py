@@ -25,11 +25,13 @@ import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, ConversationPaused, ConversationResumed, Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
+from supportbot import handoff_thread
 from supportbot.redaction import redact_tracker_events
 from tracking.db import make_engine, write_transaction
 from tracking.schema import create_schema_when_reachable, events
@@ -123,8 +125,33 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
             new_events = list(tracker.events)[stored:]
             if not new_events:
                 return
-            record_events(conn, tracker.sender_id, self._redacted(new_events))
+            records = self._redacted(new_events)
+            record_events(conn, tracker.sender_id, records)
         logger.debug("Stored %d events of a conversation.", len(new_events))
+        self._forward_to_person(tracker, records)
+
+    @staticmethod
+    def _forward_to_person(tracker: DialogueStateTracker, records: List[EventDict]) -> None:
+        """While a person has the conversation, add what the customer wrote to the request."""
+        request_id = tracker.get_slot(handoff_thread.REQUEST_SLOT)
+        if not tracker.is_paused() or request_id is None:
+            return
+        texts = [r["text"] for r in records if r.get("event") == "user" and r.get("text")]
+        if texts:
+            handoff_thread.record_customer_messages(request_id, texts)
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """The conversation; a hand-over nobody took up within the timeout is taken back."""
+        tracker = await super().retrieve(sender_id)
+        if tracker is not None and tracker.is_paused():
+            paused_at = next((e.timestamp for e in reversed(tracker.events)
+                              if isinstance(e, ConversationPaused)), None)
+            if paused_at is not None and handoff_thread.handoff_timed_out(paused_at):
+                logger.info("Hand-over timed out; the assistant takes the conversation back.")
+                # listening again, so the next message is a turn of its own for the policies
+                tracker.update(ConversationResumed())
+                tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
+        return tracker
 
     @staticmethod
     def _count_stored_events(conn: Connection, sender_id: Text) -> int:
