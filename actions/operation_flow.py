@@ -45,8 +45,7 @@ YES_NO_BUTTONS = [
     {"title": "No", "payload": "/deny"},
 ]
 CONTACT_SUPPORT_BUTTON = {"title": "Contact support", "payload": "/human_handoff"}
-FAILURE_TEXT = ("Sorry, something went wrong on our side and nothing was changed. "
-                "Please try again in a moment, or ask for a person.")
+FAILURE_TEXT = "Sorry, something went wrong on our side and nothing was changed."
 
 
 def operation_outcome(operation: str, outcome: str, reason: Optional[str] = None) -> SlotSet:
@@ -61,6 +60,20 @@ def support_offer(operation: str, refused: Refused) -> SlotSet:
     """Remember why an operation was refused, for a support request if the customer wants one."""
     return SlotSet(SUPPORT_OFFER, {"operation": operation, "reason": refused.reason.value,
                                    "blocking": [b.value for b in refused.blocking]})
+
+
+async def report_failure(dispatcher: CollectingDispatcher, tracker: Tracker,
+                         operation: str) -> List[Dict[Text, Any]]:
+    """Something broke unexpectedly: say so and hand the customer to a person.
+
+    The exception itself is logged by the caller; the support request carries
+    the conversation so nobody has to ask again.
+    """
+    from actions.handoff import hand_over  # handoff builds on this module
+
+    dispatcher.utter_message(text=FAILURE_TEXT)
+    return [operation_outcome(operation, "failed", "error"),
+            *await hand_over(dispatcher, tracker, f"{operation}:action_failed")]
 
 
 def idempotency_key(tracker: Tracker, operation: str) -> str:
@@ -90,9 +103,8 @@ class CheckAction(Action, abc.ABC):
             refusal = await self.check(customer)
         except Exception:  # noqa: BLE001 - reported to the customer and logged
             logger.exception("check of %s failed", self.operation)
-            dispatcher.utter_message(text=FAILURE_TEXT, buttons=[CONTACT_SUPPORT_BUTTON])
             return [SlotSet(OPERATION_CHECK, BLOCKED),
-                    operation_outcome(self.operation, "failed", "check_error")]
+                    *await report_failure(dispatcher, tracker, self.operation)]
         if refusal is not None:
             dispatcher.utter_message(text=describe_refusal(refusal, self.doing),
                                      buttons=[CONTACT_SUPPORT_BUTTON])
@@ -137,8 +149,7 @@ class SubmitAction(Action, abc.ABC):
             result = await self.perform(customer, tracker, idempotency_key(tracker, self.operation))
         except Exception:  # noqa: BLE001 - reported to the customer and logged
             logger.exception("%s failed", self.operation)
-            dispatcher.utter_message(text=FAILURE_TEXT, buttons=[CONTACT_SUPPORT_BUTTON])
-            return [*self.reset(), operation_outcome(self.operation, "failed", "error")]
+            return [*self.reset(), *await report_failure(dispatcher, tracker, self.operation)]
         if isinstance(result, Refused):
             dispatcher.utter_message(text=describe_refusal(result, self.doing),
                                      buttons=[CONTACT_SUPPORT_BUTTON])

@@ -21,8 +21,7 @@ from actions.account_store import call_domain
 from actions.identity import identify
 from actions.members import extract_email
 from actions.operation_flow import (
-    CONTACT_SUPPORT_BUTTON,
-    FAILURE_TEXT,
+    report_failure,
     idempotency_key,
     logger,
     operation_outcome,
@@ -70,8 +69,7 @@ class ActionSendPasswordReset(Action):
                                        idempotency_key=idempotency_key(tracker, OPERATION))
         except Exception:  # noqa: BLE001 - reported to the customer and logged
             logger.exception("password reset failed")
-            dispatcher.utter_message(text=FAILURE_TEXT, buttons=[CONTACT_SUPPORT_BUTTON])
-            return [*reset, operation_outcome(OPERATION, "failed", "error")]
+            return [*reset, *await report_failure(dispatcher, tracker, OPERATION)]
         if isinstance(result, Refused):
             dispatcher.utter_message(text=describe_refusal(result, "send a reset link"))
             return [*reset, operation_outcome(OPERATION, "refused", result.reason.value)]

@@ -35,7 +35,7 @@ from actions.operation_flow import (
     ALLOWED,
     ANONYMOUS,
     BLOCKED,
-    FAILURE_TEXT,
+    report_failure,
     OPERATION_CHECK,
     idempotency_key,
     logger,
@@ -73,8 +73,8 @@ class ActionCheckTfaRecovery(Action):
             )
         except Exception:  # noqa: BLE001 - reported to the customer and logged
             logger.exception("TFA recovery could not start")
-            dispatcher.utter_message(text=FAILURE_TEXT)
-            return [SlotSet(OPERATION_CHECK, BLOCKED), operation_outcome(OPERATION, "failed", "error")]
+            return [SlotSet(OPERATION_CHECK, BLOCKED),
+                    *await report_failure(dispatcher, tracker, OPERATION)]
         if isinstance(started, Refused):
             if started.reason in (Reason.NO_RECOVERY_CODES, Reason.TFA_NOT_ENABLED):
                 reference = started.details.get("reference") or "on file"

@@ -121,3 +121,23 @@ def test_a_confirmed_change_after_the_step_up_happens_once(store):
         run(ActionChangeCurrency(), tracker(account_id, email, slots, "change_currency"))
     assert store.account(account_id).currency == "USD"
     assert store.notifications(account_id).count("currency_changed") == 1
+
+
+def test_an_unexpected_failure_is_reported_and_handed_to_a_person(store, monkeypatch):
+    import sqlalchemy as sa
+
+    from accounts import closing
+    from accounts.models import SupportRequest
+
+    account_id, email = store.create_customer()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database fell over")
+
+    monkeypatch.setattr(closing, "check_closure", broken)
+    events, text = run(ActionCheckClosure(), tracker(account_id, email))
+    assert "went wrong" in text and "reference SR-" in text
+    assert slot(events, "operation_check") == "blocked"
+    with store.factory() as session:
+        request = session.execute(sa.select(SupportRequest)).scalar_one()
+    assert (request.account_id, request.reason) == (account_id, "close_account:action_failed")
