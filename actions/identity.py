@@ -24,8 +24,8 @@ from typing import Any, Dict, Optional, Tuple
 from rasa_sdk import Tracker
 
 from accounts.deps import Actor
+from supportbot.portal_token import VERIFIED_IDENTITY_KEY
 
-VERIFIED_IDENTITY_KEY = "verified_identity"
 TRUSTED_SOURCES = ("portal_token",)
 
 

@@ -21,9 +21,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from supportbot.portal_token import VERIFIED_IDENTITY_KEY  # noqa: F401  (re-exported for the channels)
+
 logger = logging.getLogger(__name__)
 
-VERIFIED_IDENTITY_KEY = "verified_identity"
 CHANNEL_USER_KEY = "channel_user"
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 

@@ -28,11 +28,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from supportbot.portal_token import InvalidPortalToken, PortalIdentity, verifier_from_env
+from supportbot.portal_token import (
+    VERIFIED_IDENTITY_KEY,
+    InvalidPortalToken,
+    PortalIdentity,
+    verifier_from_env,
+)
 
 logger = logging.getLogger(__name__)
 
-VERIFIED_IDENTITY_KEY = "verified_identity"
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 
 

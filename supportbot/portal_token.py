@@ -28,6 +28,9 @@ from typing import Callable, Mapping, Optional
 
 import jwt
 
+#: Message metadata key under which channels put a verified customer
+#: (``PortalIdentity.as_metadata()`` plus the channel); nothing else may set it.
+VERIFIED_IDENTITY_KEY = "verified_identity"
 AUDIENCE = "support-assistant"
 DEFAULT_ISSUER = "portal"
 ALGORITHM = "HS256"
