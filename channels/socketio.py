@@ -288,7 +288,8 @@ class PortalSocketIOInput(InputChannel):
         @blueprint.listener("before_server_stop")
         async def close_sockets(_app: Any, _loop: Any) -> None:
             # Widgets see the server leave at once and reconnect when it is back.
-            await sio.eio.disconnect()
+            if sio.eio.sockets:  # engine.io fails on an empty set of sockets
+                await sio.eio.disconnect()
             await sio.shutdown()
 
         @sio.on("connect", namespace=namespace)

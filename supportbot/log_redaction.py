@@ -30,11 +30,12 @@ def _redacting_factory(previous: Callable[..., logging.LogRecord]) -> Callable[.
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is logged as it is
             return record
-        redacted = redact_text(message)
+        redacted = redact_text(message, split_codes=False)
         if redacted != message:
             record.msg, record.args = redacted, ()
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)),
+                                          split_codes=False)
         return record
 
     return factory

@@ -20,10 +20,13 @@ _PATTERNS = [
     re.compile(r"https?://\S*(?:token|code|reset|invit|secret)\S*", re.IGNORECASE),
     # query parameters carrying secrets in request lines ("GET /tfa/enroll?token=...")
     re.compile(r"(?<=[?&])(?:token|code|secret|key|otp)=[^&\s\"']+", re.IGNORECASE),
-    # recovery codes such as ABCD-1234 or DEMO-RECOVERY-01
-    re.compile(r"\b[A-Za-z0-9]{4,}(?:-[A-Za-z0-9]{2,}){1,3}\b(?=[^@]*$|\s)"),
-    # one-time codes: 6 to 10 digits, possibly split by a space or dash (123 456)
-    re.compile(r"(?<!\d)(?<!\d[.,])\d{3,5}[ -]?\d{3,5}(?!\d)(?![.,]\d)"),
+    # recovery codes such as ABCD-EFGH-2345-JKLM, DEMO-RECOVERY-01, abcd-ef23 (upper
+    # case, or with a digit, or in the 4x4 shape), not words like "site-packages"
+    re.compile(r"\b(?:[A-Z0-9]{4,}(?:-[A-Z0-9]{2,}){1,3}"
+               r"|(?=[A-Za-z0-9-]*\d)[A-Za-z0-9]{4,}(?:-[A-Za-z0-9]{2,}){1,3}"
+               r"|[A-Za-z]{4}-[A-Za-z]{4}-[A-Za-z]{4}-[A-Za-z]{4})\b(?=[^@]*$|\s)"),
+    # one-time codes: 6 to 10 digits
+    re.compile(r"(?<!\d)(?<!\d[.,])\d{6,10}(?!\d)(?![.,]\d)"),
     # long random-looking strings (API keys, secrets)
     re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}\b"),
     # "password is ..." / "pw: ..."
@@ -45,13 +48,23 @@ def redact_tokens(text: str) -> str:
     return text
 
 
-def redact_text(text: str) -> str:
-    """``text`` with codes, tokens and passwords replaced by ``[redacted]``."""
+# Codes typed in two halves ("123 456"). Not applied to log lines, where
+# "200 392" (an HTTP status and a size) is far more common than a typed code.
+_SPLIT_CODE = re.compile(r"(?<!\d)(?<!\d[.,])\d{3,5}[ -]\d{3,5}(?!\d)(?![.,]\d)")
+
+
+def redact_text(text: str, split_codes: bool = True) -> str:
+    """``text`` with codes, tokens and passwords replaced by ``[redacted]``.
+
+    ``split_codes=False`` leaves digit groups such as "200 392" alone (for logs).
+    """
     if not text:
         return text
     redacted = text
     for pattern in _PATTERNS[:-1]:
         redacted = pattern.sub(MASK, redacted)
+    if split_codes:
+        redacted = _SPLIT_CODE.sub(MASK, redacted)
     return _PATTERNS[-1].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", redacted)
 
 
