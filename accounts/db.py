@@ -151,9 +151,23 @@ def lock_account(session: Session, account_id: int) -> Any:
     Returns:
         The :class:`accounts.models.Account`, or None if it does not exist.
     """
+    return lock_row(session, Account, account_id)
+
+
+def lock_row(session: Session, model: Any, ident: int) -> Any:
+    """Load one row by primary key with ``FOR UPDATE``, fresh from the database.
+
+    Args:
+        session: Session inside a write transaction.
+        model: The mapped class (its primary key column is ``id``).
+        ident: The primary key.
+
+    Returns:
+        The row, or None if it does not exist.
+    """
     stmt = (
-        sa.select(Account)
-        .where(Account.id == account_id)
+        sa.select(model)
+        .where(model.id == ident)
         .with_for_update()
         .execution_options(populate_existing=True)
     )

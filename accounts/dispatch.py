@@ -57,6 +57,7 @@ from accounts.db import read_session, write_session
 from accounts.deps import Deps
 from accounts.mail import Mailer, MailError, compose, scrub, secret_values
 from accounts.models import OUTBOX_ERROR_LENGTH, OutboxNotification
+from accounts.worker import run_rounds
 
 logger = logging.getLogger("accounts.dispatch")
 
@@ -234,11 +235,7 @@ def run_loop(
     batch: int = DEFAULT_BATCH,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> None:
-    """Dispatch until ``stop`` is set, waiting ``interval`` seconds when there is nothing to do.
-
-    A full batch is followed by the next one at once. An error of a round (the
-    database is unreachable, say) is logged and the loop goes on after the
-    interval, so a passing outage never stops delivery.
+    """Dispatch until ``stop`` is set (the loop of :func:`accounts.worker.run_rounds`).
 
     Args:
         deps: Session factory and clock.
@@ -249,18 +246,12 @@ def run_loop(
         policy: Backoff and give-up rules.
     """
     logger.info("dispatcher started (every %g s, %s)", interval, type(mailer).__name__)
-    while not stop.is_set():
-        try:
-            report = dispatch_pending(deps, mailer, batch=batch, policy=policy, should_stop=stop.is_set)
-        except Exception:  # noqa: BLE001 - logged; the next round tries again
-            logger.exception("dispatch round failed; retrying in %g s", interval)
-            report = DispatchReport()
-        if report.handled:
-            logger.info("dispatch round: %s", report.summary())
-        if report.handled >= batch and not report.server_unavailable:
-            continue
-        stop.wait(interval)
-    logger.info("dispatcher stopped")
+    run_rounds(
+        "dispatcher",
+        lambda: dispatch_pending(deps, mailer, batch=batch, policy=policy, should_stop=stop.is_set),
+        DispatchReport, stop=stop, interval=interval, batch=batch,
+        peer_unavailable=lambda report: report.server_unavailable, log=logger,
+    )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session, aliased
 from accounts.db import read_session, write_session
 from accounts.deps import Deps
 from accounts.dispatch import DEFAULT_POLICY, RetryPolicy
+from accounts.worker import run_rounds
 from accounts.helpdesk import HelpdeskClient, HelpdeskError, TicketComment, TicketRequest, transcript_of
 from accounts.models import MESSAGE_AUTHORS, OUTBOX_ERROR_LENGTH, SupportRequest, SupportRequestMessage
 from accounts.results import support_reference
@@ -298,18 +299,12 @@ def run_loop(
         stop.wait()
         return
     logger.info("helpdesk delivery started (%s, every %g s)", client.kind, interval)
-    while not stop.is_set():
-        try:
-            report = deliver_pending(deps, client, batch=batch, policy=policy, should_stop=stop.is_set)
-        except Exception:  # noqa: BLE001 - logged; the next round tries again
-            logger.exception("helpdesk delivery round failed; retrying in %g s", interval)
-            report = DeliveryReport()
-        if report.handled:
-            logger.info("helpdesk round: %s", report.summary())
-        if report.handled >= batch and not report.helpdesk_unavailable:
-            continue
-        stop.wait(interval)
-    logger.info("helpdesk delivery stopped")
+    run_rounds(
+        "helpdesk delivery",
+        lambda: deliver_pending(deps, client, batch=batch, policy=policy, should_stop=stop.is_set),
+        DeliveryReport, stop=stop, interval=interval, batch=batch,
+        peer_unavailable=lambda report: report.helpdesk_unavailable, log=logger,
+    )
 
 
 # --------------------------------------------------------------------------- thread and staff views

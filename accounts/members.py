@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from accounts.db import lock_account, read_session
+from accounts.db import lock_account, lock_row, read_session
 from accounts.deps import Actor, Deps
 from accounts.guards import (
     OWNER_ONLY,
@@ -210,18 +210,8 @@ def accept_invitation(deps: Deps, *, token: str, idempotency_key: str) -> Result
             return Refused(reason=Reason.INVALID_TOKEN)
         ctx.account_id = found.account_id
         account = lock_account(ctx.session, found.account_id)
-        invitation: Invitation = ctx.session.execute(
-            sa.select(Invitation)
-            .where(Invitation.id == found.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
-        member = ctx.session.execute(
-            sa.select(Member)
-            .where(Member.id == invitation.member_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
+        invitation: Invitation = lock_row(ctx.session, Invitation, found.id)
+        member: Member = lock_row(ctx.session, Member, invitation.member_id)
         ctx.actor_label = f"invitee:{invitation.email}"
         if invitation.accepted_at is not None:
             return Refused(reason=Reason.TOKEN_USED)

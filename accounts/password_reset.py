@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from accounts.db import lock_account, lock_name
+from accounts.db import lock_account, lock_name, lock_row
 from accounts.deps import Deps
 from accounts.models import Account, Member, PasswordResetAttempt, PasswordResetToken
 from accounts.operation import OperationContext, run_operation
@@ -194,12 +194,7 @@ def consume_password_reset(
             return Refused(reason=Reason.INVALID_TOKEN)
         ctx.account_id = found.account_id
         account = lock_account(ctx.session, found.account_id)
-        row: PasswordResetToken = ctx.session.execute(
-            sa.select(PasswordResetToken)
-            .where(PasswordResetToken.id == found.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
+        row: PasswordResetToken = lock_row(ctx.session, PasswordResetToken, found.id)
         member = ctx.session.get(Member, row.member_id, populate_existing=True)
         assert member is not None
         ctx.actor_label = f"reset-token-holder:{member.email}"

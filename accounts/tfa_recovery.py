@@ -62,7 +62,7 @@ import pyotp
 import sqlalchemy as sa
 
 from accounts import codes
-from accounts.db import lock_account, read_session
+from accounts.db import lock_account, lock_row, read_session
 from accounts.deps import Actor, Deps
 from accounts.guards import find_member, load_locked_account
 from accounts.models import (
@@ -417,11 +417,7 @@ def _token_row(ctx: OperationContext, token_hash: str, model: Any) -> Union[Tupl
         return Refused(reason=Reason.INVALID_TOKEN)
     ctx.account_id = found.account_id
     account = lock_account(ctx.session, found.account_id)
-    row = ctx.session.execute(
-        sa.select(model).where(model.id == found.id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    return account, row
+    return account, lock_row(ctx.session, model, found.id)
 
 
 def _usable_enrollment(ctx: OperationContext, token: str) -> Union[Tuple[Account, TfaEnrollmentToken, Member], Refused]:
