@@ -45,6 +45,8 @@ SUPPORT_REQUEST_STATUSES = ("open", "in_progress", "resolved")
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 #: Who wrote a message of a handed-over conversation.
 MESSAGE_AUTHORS = ("customer", "agent", "assistant")
+#: Length of ``support_requests.released_by`` (``helpdesk``, ``console:<reviewer>``).
+RELEASED_BY_LENGTH = 100
 DELIVERY_PENDING = "delivery_status = 'pending'"
 MESSAGE_PENDING = "delivered_at IS NULL AND failed_at IS NULL"
 AUDIT_OUTCOMES = ("succeeded", "refused")
@@ -352,6 +354,10 @@ class SupportRequest(Base):
     delivered_at: Optional[datetime] = sa.Column(UTCDateTime)
     helpdesk_ticket_id: Optional[str] = sa.Column(sa.String(64))
     helpdesk_url: Optional[str] = sa.Column(sa.String(500))
+    # Release by a person (revision 0005_handoff_release): the paused conversation
+    # goes back to the assistant (supportbot.handoff_thread.handoff_released).
+    released_at: Optional[datetime] = sa.Column(UTCDateTime)
+    released_by: Optional[str] = sa.Column(sa.String(RELEASED_BY_LENGTH))
 
 
 class SupportRequestMessage(Base):
