@@ -364,6 +364,14 @@ class SupportRequestDelivery:
     helpdesk_url: Optional[str]
     messages_pending: int
     messages_failed: int
+    released_at: Optional[datetime] = None
+    released_by: Optional[str] = None
+    conversation: Optional[str] = None
+
+
+def _conversation_of(r: type) -> sa.sql.ColumnElement:
+    """The conversation (tracker sender id) stored in a request's context by the assistant."""
+    return r.context["conversation"].as_string()  # type: ignore[attr-defined]
 
 
 def _deliveries(session: Session, *where: sa.sql.ColumnElement, limit: int = 100) -> List[SupportRequestDelivery]:
@@ -376,10 +384,30 @@ def _deliveries(session: Session, *where: sa.sql.ColumnElement, limit: int = 100
     rows = session.execute(
         sa.select(r.id, r.status, r.reason, r.channel, r.created_at, r.delivery_status, r.attempts,
                   r.next_attempt_at, r.last_error, r.delivered_at, r.helpdesk_ticket_id, r.helpdesk_url,
-                  pending, failed)
+                  pending, failed, r.released_at, r.released_by, _conversation_of(r))
         .where(*where).order_by(r.id.desc()).limit(limit)
     ).all()
     return [SupportRequestDelivery(row[0], support_reference(row[0]), *row[1:]) for row in rows]
+
+
+def list_support_requests(deps: Deps, *, delivery_status: Optional[str] = None,
+                          conversation: Optional[str] = None, limit: int = 100) -> List[SupportRequestDelivery]:
+    """Support requests for support leads, newest first.
+
+    Args:
+        deps: Session factory.
+        delivery_status: Only ``pending``, ``delivered`` or ``failed`` ones (None: all).
+        conversation: Only those of this conversation (the tracker's sender id).
+        limit: At most this many.
+    """
+    r = SupportRequest
+    where = []
+    if delivery_status is not None:
+        where.append(r.delivery_status == delivery_status)
+    if conversation is not None:
+        where.append(_conversation_of(r) == conversation)
+    with read_session(deps.session_factory) as session:
+        return _deliveries(session, *where, limit=limit)
 
 
 def support_request_status(deps: Deps, request_id: int) -> Optional[SupportRequestDelivery]:
@@ -430,6 +458,7 @@ __all__ = [
     "append_message",
     "deliver_pending",
     "failed_support_requests",
+    "list_support_requests",
     "requeue_support_requests",
     "run_loop",
     "support_request_status",

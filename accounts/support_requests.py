@@ -14,10 +14,16 @@ blocking reasons...). Keys that look like secrets (``password``, ``token``,
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Dict, Mapping, Optional
 
+import sqlalchemy as sa
+
+from accounts.db import lock_row, read_session, write_session
 from accounts.deps import Actor, Deps
-from accounts.models import Account, SupportRequest
+from accounts.models import RELEASED_BY_LENGTH, Account, AuditEvent, SupportRequest
 from accounts.operation import OperationContext, run_operation
 from accounts.outbox import FORBIDDEN_KEYS, SECRET_PREFIX
 from accounts.results import Reason, Refused, Result, SupportRequestCreated, support_reference, to_jsonable
@@ -191,3 +197,101 @@ def create_support_request(
         },
         body=body,
     )
+
+
+# --------------------------------------------------------------------------- release
+
+#: ``SR-000042`` (our reference, the Zendesk ``external_id``) or a bare id.
+REFERENCE_RE = re.compile(r"^(?:SR-)?0*(\d{1,12})$", re.IGNORECASE)
+
+
+class UnknownSupportRequest(LookupError):
+    """No support request has this id or reference (nothing was changed)."""
+
+
+@dataclass(frozen=True)
+class HandoffRelease:
+    """A conversation given back to the assistant.
+
+    Attributes:
+        support_request_id: The request.
+        reference: Its ``SR-...`` reference.
+        released_at: When it was first released.
+        released_by: Who released it first (``helpdesk``, ``console:<email>``).
+        already_released: True when an earlier call had released it (nothing changed now).
+        status: The request's status afterwards (``resolved`` when the helpdesk solved it).
+    """
+
+    support_request_id: int
+    reference: str
+    released_at: datetime
+    released_by: str
+    already_released: bool
+    status: str
+
+
+def parse_reference(value: Any) -> Optional[int]:
+    """The support request id of ``42``, ``"42"`` or ``"SR-000042"``; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = REFERENCE_RE.match(str(value).strip()) if isinstance(value, str) else None
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+
+
+def release_support_request(deps: Deps, request_id: int, *, released_by: str, resolve: bool = False,
+                            via: str = "console") -> HandoffRelease:
+    """Give the paused conversation of support request ``request_id`` back to the assistant.
+
+    Idempotent: the first call sets ``released_at``/``released_by`` and writes a
+    ``support_request_released`` audit event; later calls change nothing (except
+    ``resolve``, which still marks the request resolved) and report
+    ``already_released``. The assistant notices the release on the customer's
+    next message (:func:`supportbot.handoff_thread.handoff_released`).
+
+    Args:
+        deps: Session factory and clock.
+        request_id: The support request.
+        released_by: Who releases it, for the audit log (``helpdesk``,
+            ``console:lead@example.com``); cut to 100 characters.
+        resolve: Also mark the request ``resolved`` (the helpdesk solved the ticket).
+        via: How it was released (``helpdesk_webhook``, ``console``), for the audit log.
+
+    Returns:
+        The :class:`HandoffRelease`.
+
+    Raises:
+        UnknownSupportRequest: No such request.
+    """
+    who = (released_by or "unknown").strip()[:RELEASED_BY_LENGTH]
+    with write_session(deps.session_factory) as session:
+        request = lock_row(session, SupportRequest, request_id)
+        if request is None:
+            raise UnknownSupportRequest(f"support request {request_id} not found")
+        already = request.released_at is not None
+        now = deps.now()
+        if resolve and request.status != "resolved":
+            request.status = "resolved"
+        if not already:
+            request.released_at, request.released_by = now, who
+            session.add(AuditEvent(
+                account_id=request.account_id, actor=who, action="support_request_released",
+                outcome="succeeded", at=now,
+                details={"support_request_id": request.id, "reference": support_reference(request.id),
+                         "via": via, "resolved": bool(resolve)},
+            ))
+        return HandoffRelease(
+            support_request_id=request.id, reference=support_reference(request.id),
+            released_at=request.released_at, released_by=request.released_by or who,
+            already_released=already, status=request.status,
+        )
+
+
+def is_released(deps: Deps, request_id: int) -> bool:
+    """Whether support request ``request_id`` was released (False when it does not exist)."""
+    with read_session(deps.session_factory) as session:
+        released_at = session.execute(
+            sa.select(SupportRequest.released_at).where(SupportRequest.id == request_id)
+        ).scalar_one_or_none()
+    return released_at is not None

@@ -6,7 +6,10 @@ customer writes meanwhile; the tracker store calls :func:`record_customer_messag
 to add those messages (already redacted) to the support request's thread, which
 the helpdesk delivery worker forwards. After ``HANDOFF_TIMEOUT_MINUTES``
 (default 30) without an agent releasing it, the assistant takes the
-conversation back (:func:`handoff_timed_out`).
+conversation back (:func:`handoff_timed_out`); when an agent released it
+earlier (helpdesk webhook or console button, which only write
+``support_requests.released_at``), it takes it back on the customer's next
+message (:func:`handoff_released`).
 """
 
 from __future__ import annotations
@@ -65,3 +68,21 @@ def record_customer_messages(request_id: int, texts: Iterable[str]) -> int:
         except Exception:  # noqa: BLE001 - logged; the tracker keeps the message
             logger.exception("could not add a message to support request %s", request_id)
     return stored
+
+
+def handoff_released(request_id: object) -> bool:
+    """Whether an agent gave the conversation of support request ``request_id`` back to the assistant.
+
+    One primary-key query on the account store. Database errors are logged and
+    count as "not released" (the timeout still applies), so a down account
+    store never breaks the conversation.
+    """
+    if request_id is None:
+        return False
+    from accounts.support_requests import is_released
+
+    try:
+        return is_released(_account_deps(), int(request_id))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - logged; the pause simply goes on
+        logger.exception("could not check whether support request %s was released", request_id)
+        return False

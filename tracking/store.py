@@ -146,8 +146,11 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         if tracker is not None and tracker.is_paused():
             paused_at = next((e.timestamp for e in reversed(tracker.events)
                               if isinstance(e, ConversationPaused)), None)
-            if paused_at is not None and handoff_thread.handoff_timed_out(paused_at):
-                logger.info("Hand-over timed out; the assistant takes the conversation back.")
+            if paused_at is not None and (
+                handoff_thread.handoff_timed_out(paused_at)
+                or handoff_thread.handoff_released(tracker.get_slot(handoff_thread.REQUEST_SLOT))
+            ):
+                logger.info("Hand-over released or timed out; the assistant takes the conversation back.")
                 # listening again, so the next message is a turn of its own for the policies
                 tracker.update(ConversationResumed())
                 tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
