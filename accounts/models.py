@@ -565,3 +565,41 @@ class SecurityReportToken(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     used_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+# --------------------------------------------------------------------------- pending proofs
+# The first proof of a lost-TFA recovery, between two messages (revision 0006_pending_proofs).
+
+#: Longest conversation (sender) id a pending proof records.
+CONVERSATION_LENGTH = 255
+
+
+class TfaPendingProof(Base):
+    """A recovery code a conversation presented, remembered by reference, never by value.
+
+    Step one of a lost-TFA recovery checks the typed recovery code against the
+    stored hashes without using it up and records only which row matched
+    (``recovery_code_id``; NULL when none did, which step two refuses without
+    saying which proof was wrong). Step two judges the pending proof once,
+    together with the e-mailed code, in one transaction (``attempts``,
+    ``closed_at``). Any action server can do either step: nothing lives in
+    a process. A newer pending proof of the same conversation and member
+    closes the older one.
+    """
+
+    __tablename__ = "tfa_pending_proofs"
+    __table_args__ = (
+        sa.Index("ix_tfa_pending_proofs_conversation_id_member_id", "conversation_id", "member_id"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    conversation_id: str = sa.Column(sa.String(CONVERSATION_LENGTH), nullable=False)
+    account_id: int = sa.Column(sa.ForeignKey("accounts.id"), nullable=False)
+    member_id: int = sa.Column(sa.ForeignKey("members.id"), nullable=False)
+    recovery_code_id: Optional[int] = sa.Column(
+        sa.ForeignKey("tfa_recovery_codes.id", ondelete="SET NULL")
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    attempts: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    closed_at: Optional[datetime] = sa.Column(UTCDateTime)

@@ -18,6 +18,12 @@ Flow (NIST SP 800-63B-4 section 4.2 account recovery; OWASP MFA cheat sheet
    the e-mailed code. Which one was wrong is not said (``code_invalid``);
    each wrong proof counts on its own failure counter (``recovery_code``,
    ``email_code``; growing delays after 5, see :mod:`accounts.codes`).
+   A chat gets the two proofs in two messages, possibly on two action
+   servers: :func:`hold_recovery_code` checks the recovery code without
+   using it and stores only a pending proof (conversation, member, which
+   recovery-code row matched or none, expiry; never the code), and
+   :func:`complete_held_tfa_recovery` judges it with the e-mailed code, once,
+   in one transaction, with the same refusals and counters.
 3. On success, in the same transaction: the recovery code and the e-mailed
    code are used up; the old TOTP secret is revoked at once (enrolment
    disabled, secret blanked, ``revoked_at``); the member's open step-up
@@ -54,7 +60,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode
 
@@ -66,13 +73,16 @@ from accounts.db import lock_account, lock_row, read_session
 from accounts.deps import Actor, Deps
 from accounts.guards import find_member, load_locked_account
 from accounts.models import (
+    CONVERSATION_LENGTH,
     Account,
     Member,
     SecurityReportToken,
     SupportRequest,
     TfaEnrolment,
     TfaEnrollmentToken,
+    TfaPendingProof,
     TfaRecoveryCode,
+    VerificationCode,
 )
 from accounts.operation import OperationContext, run_operation
 from accounts.results import (
@@ -284,6 +294,136 @@ def start_tfa_recovery(
 # --------------------------------------------------------------------------- 2.-4. complete
 
 
+@dataclass(frozen=True)
+class TfaRecoveryCodeHeld(Result):
+    """A recovery code was noted for the conversation (whether it matched is not said).
+
+    Kept beside the functions that use it: only this module returns it.
+    """
+
+    expires_at: datetime
+
+
+def _matching_code(unused: List[TfaRecoveryCode], recovery_code: str) -> Optional[TfaRecoveryCode]:
+    """The unused recovery code equal to the typed one, compared in constant time."""
+    typed_hash = hash_secret(normalize_code(recovery_code))
+    matched: Optional[TfaRecoveryCode] = None
+    for candidate in unused:  # no early exit: constant work whatever matches
+        if same_secret(candidate.code_hash, typed_hash):
+            matched = candidate
+    return matched
+
+
+def _recovery_subject(ctx: OperationContext, actor: Actor) -> Union[Tuple[Account, Member, TfaEnrolment], Refused]:
+    """The locked account, member and recoverable enrolment, or the refusal; throttled."""
+    found = _member(ctx, actor)
+    if isinstance(found, Refused):
+        return found
+    account, member = found
+    enrolment = _enrolment(ctx, member.id)
+    if not _recoverable(enrolment):
+        return Refused(reason=Reason.TFA_NOT_ENABLED)
+    assert enrolment is not None
+    refused = codes.throttle(ctx, account.id, "recovery_code", "email_code")
+    if refused:
+        return refused
+    return account, member, enrolment
+
+
+def _subject_and_email_code(
+    ctx: OperationContext, actor: Actor
+) -> Union[Tuple[Tuple[Account, Member, TfaEnrolment], VerificationCode], Refused]:
+    """:func:`_recovery_subject` and the member's pending, unexpired e-mailed code, or the refusal."""
+    subject = _recovery_subject(ctx, actor)
+    if isinstance(subject, Refused):
+        return subject
+    account, member, _enrolment = subject
+    row = codes.pending_code(ctx, purpose=PURPOSE, account_id=account.id, member_id=member.id)
+    if row is None:
+        return Refused(reason=Reason.NO_CODE_PENDING)
+    if ctx.now >= row.expires_at:
+        return Refused(reason=Reason.CODE_EXPIRED, details={"expired_at": row.expires_at})
+    return subject, row
+
+
+def _judge(
+    ctx: OperationContext,
+    deps: Deps,
+    subject: Tuple[Account, Member, TfaEnrolment],
+    row: VerificationCode,
+    unused: List[TfaRecoveryCode],
+    matched: Optional[TfaRecoveryCode],
+    email_code: str,
+    audit_details: Mapping[str, Any],
+) -> Result:
+    """Both proofs hold: reset; else refuse without saying which, counting each wrong one."""
+    settings = deps.settings
+    account, member, enrolment = subject
+    email_ok = codes.code_matches(row, email_code)
+    if matched is None or not email_ok:
+        failed = []
+        waits = []
+        if matched is None:
+            failed.append("recovery_code")
+            counter = codes.record_failure(ctx, account.id, "recovery_code")
+            waits.append(codes.retry_after_seconds(ctx.now, counter.next_allowed_at))
+        if not email_ok:
+            failed.append("email_code")
+            row.attempts = (row.attempts or 0) + 1
+            if row.attempts >= settings.code_max_attempts:
+                row.revoked_at = ctx.now
+            counter = codes.record_failure(ctx, account.id, "email_code")
+            waits.append(codes.retry_after_seconds(ctx.now, counter.next_allowed_at))
+        details = {"retry_after_seconds": max(waits)} if max(waits) else {}
+        return codes.refuse_and_keep(ctx, Refused(reason=Reason.CODE_INVALID, details=details),
+                                     account_id=account.id, details={"failed": failed, **audit_details})
+
+    matched.used_at = ctx.now
+    row.used_at = ctx.now
+    codes.record_success(ctx, account.id, "recovery_code")
+    codes.record_success(ctx, account.id, "email_code")
+    ctx.audit(account_id=account.id, action="tfa_recovery_verified",
+              details={"member_email": member.email, "recovery_code_id": matched.id,
+                       "verification_code_id": row.id, "recovery_codes_left": len(unused) - 1})
+
+    enrolment.enabled = False
+    enrolment.secret = ""
+    enrolment.revoked_at = ctx.now
+    ended_grants = revoke_open_grants(ctx, account_id=account.id, member_id=member.id)
+    ended_links = _revoke_enrollment_tokens(ctx, account_id=account.id, member_id=member.id)
+    ctx.audit(account_id=account.id, action="tfa_secret_revoked",
+              details={"member_email": member.email, "enrolment_id": enrolment.id,
+                       "step_up_grants_ended": ended_grants, "enrollment_links_revoked": ended_links})
+
+    token = deps.tokens()
+    expires_at = ctx.now + timedelta(minutes=settings.enrollment_ttl_minutes)
+    link_row = TfaEnrollmentToken(account_id=account.id, member_id=member.id, token_hash=hash_secret(token),
+                                  created_at=ctx.now, expires_at=expires_at)
+    ctx.session.add(link_row)
+    ctx.session.flush()
+    ctx.notify(account_id=account.id, recipient_email=member.email, kind="tfa_enrollment_link",
+               payload={"secret_link": enrollment_link(settings.enrollment_url_base, token),
+                        "expires_in_minutes": settings.enrollment_ttl_minutes, "expires_at": expires_at})
+    ctx.audit(account_id=account.id, action="tfa_enrollment_link_sent",
+              details={"member_email": member.email, "enrollment_token_id": link_row.id,
+                       "expires_at": expires_at})
+
+    addresses = account_addresses(ctx, account)
+    for address in addresses:
+        report_token = deps.tokens()
+        ctx.session.add(SecurityReportToken(
+            account_id=account.id, recipient_email=address, event="tfa_reset",
+            token_hash=hash_secret(report_token), created_at=ctx.now,
+            expires_at=ctx.now + timedelta(days=settings.report_ttl_days),
+        ))
+        ctx.notify(account_id=account.id, recipient_email=address, kind="tfa_reset",
+                   payload={"member_email": member.email, "reset_at": ctx.now,
+                            "secret_report_link": report_link(settings.enrollment_url_base, report_token)})
+    ctx.audit(account_id=account.id, action="tfa_reset_notified",
+              details={"member_email": member.email, "addresses": addresses})
+    return TfaRecoveryCompleted(enrollment_expires_at=expires_at, notified_addresses=len(addresses))
+
+
 def complete_tfa_recovery(
     deps: Deps, actor: Actor, *, recovery_code: str, email_code: str, idempotency_key: str
 ) -> Result:
@@ -304,103 +444,152 @@ def complete_tfa_recovery(
         ``tfa_not_enabled``, ``account_not_found``, ``account_closed`` or
         ``not_permitted``.
     """
-    settings = deps.settings
 
     def body(ctx: OperationContext) -> Result:
-        found = _member(ctx, actor)
+        found = _subject_and_email_code(ctx, actor)
         if isinstance(found, Refused):
             return found
-        account, member = found
-        enrolment = _enrolment(ctx, member.id)
-        if not _recoverable(enrolment):
-            return Refused(reason=Reason.TFA_NOT_ENABLED)
-        assert enrolment is not None
-        refused = codes.throttle(ctx, account.id, "recovery_code", "email_code")
-        if refused:
-            return refused
-        row = codes.pending_code(ctx, purpose=PURPOSE, account_id=account.id, member_id=member.id)
-        if row is None:
-            return Refused(reason=Reason.NO_CODE_PENDING)
-        if ctx.now >= row.expires_at:
-            return Refused(reason=Reason.CODE_EXPIRED, details={"expired_at": row.expires_at})
-        unused = _unused_codes(ctx, enrolment.id)
+        subject, row = found
+        unused = _unused_codes(ctx, subject[2].id)
         if not unused:
             return Refused(reason=Reason.NO_RECOVERY_CODES)
-
-        typed_hash = hash_secret(normalize_code(recovery_code))
-        matched: Optional[TfaRecoveryCode] = None
-        for candidate in unused:  # no early exit: constant work whatever matches
-            if same_secret(candidate.code_hash, typed_hash):
-                matched = candidate
-        email_ok = codes.code_matches(row, email_code)
-        if matched is None or not email_ok:
-            failed = []
-            waits = []
-            if matched is None:
-                failed.append("recovery_code")
-                counter = codes.record_failure(ctx, account.id, "recovery_code")
-                waits.append(codes.retry_after_seconds(ctx.now, counter.next_allowed_at))
-            if not email_ok:
-                failed.append("email_code")
-                row.attempts = (row.attempts or 0) + 1
-                if row.attempts >= settings.code_max_attempts:
-                    row.revoked_at = ctx.now
-                counter = codes.record_failure(ctx, account.id, "email_code")
-                waits.append(codes.retry_after_seconds(ctx.now, counter.next_allowed_at))
-            details = {"retry_after_seconds": max(waits)} if max(waits) else {}
-            return codes.refuse_and_keep(ctx, Refused(reason=Reason.CODE_INVALID, details=details),
-                                         account_id=account.id, details={"failed": failed})
-
-        # Both proofs hold.
-        matched.used_at = ctx.now
-        row.used_at = ctx.now
-        codes.record_success(ctx, account.id, "recovery_code")
-        codes.record_success(ctx, account.id, "email_code")
-        ctx.audit(account_id=account.id, action="tfa_recovery_verified",
-                  details={"member_email": member.email, "recovery_code_id": matched.id,
-                           "verification_code_id": row.id, "recovery_codes_left": len(unused) - 1})
-
-        enrolment.enabled = False
-        enrolment.secret = ""
-        enrolment.revoked_at = ctx.now
-        ended_grants = revoke_open_grants(ctx, account_id=account.id, member_id=member.id)
-        ended_links = _revoke_enrollment_tokens(ctx, account_id=account.id, member_id=member.id)
-        ctx.audit(account_id=account.id, action="tfa_secret_revoked",
-                  details={"member_email": member.email, "enrolment_id": enrolment.id,
-                           "step_up_grants_ended": ended_grants, "enrollment_links_revoked": ended_links})
-
-        token = deps.tokens()
-        expires_at = ctx.now + timedelta(minutes=settings.enrollment_ttl_minutes)
-        link_row = TfaEnrollmentToken(account_id=account.id, member_id=member.id, token_hash=hash_secret(token),
-                                      created_at=ctx.now, expires_at=expires_at)
-        ctx.session.add(link_row)
-        ctx.session.flush()
-        ctx.notify(account_id=account.id, recipient_email=member.email, kind="tfa_enrollment_link",
-                   payload={"secret_link": enrollment_link(settings.enrollment_url_base, token),
-                            "expires_in_minutes": settings.enrollment_ttl_minutes, "expires_at": expires_at})
-        ctx.audit(account_id=account.id, action="tfa_enrollment_link_sent",
-                  details={"member_email": member.email, "enrollment_token_id": link_row.id,
-                           "expires_at": expires_at})
-
-        addresses = account_addresses(ctx, account)
-        for address in addresses:
-            report_token = deps.tokens()
-            ctx.session.add(SecurityReportToken(
-                account_id=account.id, recipient_email=address, event="tfa_reset",
-                token_hash=hash_secret(report_token), created_at=ctx.now,
-                expires_at=ctx.now + timedelta(days=settings.report_ttl_days),
-            ))
-            ctx.notify(account_id=account.id, recipient_email=address, kind="tfa_reset",
-                       payload={"member_email": member.email, "reset_at": ctx.now,
-                                "secret_report_link": report_link(settings.enrollment_url_base, report_token)})
-        ctx.audit(account_id=account.id, action="tfa_reset_notified",
-                  details={"member_email": member.email, "addresses": addresses})
-        return TfaRecoveryCompleted(enrollment_expires_at=expires_at, notified_addresses=len(addresses))
+        return _judge(ctx, deps, subject, row, unused, _matching_code(unused, recovery_code), email_code, {})
 
     return run_operation(
         deps, operation="complete_tfa_recovery", idempotency_key=idempotency_key, actor=actor,
         params={"recovery_code_sha256": hash_secret(normalize_code(recovery_code)),
                 "email_code_sha256": hash_secret(normalize_code(email_code))},
+        body=body,
+    )
+
+
+# --------------------------------------------------------------------------- 2.-4. in two messages
+
+
+def _open_proof(ctx: OperationContext, conversation_id: str, member: Member) -> Optional[TfaPendingProof]:
+    return ctx.session.execute(
+        sa.select(TfaPendingProof)
+        .where(TfaPendingProof.conversation_id == conversation_id, TfaPendingProof.member_id == member.id,
+               TfaPendingProof.account_id == member.account_id, TfaPendingProof.closed_at.is_(None))
+        .order_by(TfaPendingProof.id.desc()).limit(1)
+        .with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def hold_recovery_code(
+    deps: Deps, actor: Actor, *, conversation_id: str, recovery_code: str, idempotency_key: str
+) -> Result:
+    """Step one in its own message: note which recovery code was typed, by reference only.
+
+    The typed code is compared with the unused codes' hashes (constant time)
+    and nothing is used up; a :class:`~accounts.models.TfaPendingProof`
+    records the matching row, or none, for this conversation until
+    ``Settings.code_ttl_minutes`` from now. The answer is the same whether
+    the code matched or not: :func:`complete_held_tfa_recovery` judges both
+    proofs together. A newer call of the same conversation replaces the
+    pending proof; the member's closed and expired ones are deleted.
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member.
+        conversation_id: The conversation (sender id) both steps come from.
+        recovery_code: One saved recovery code, as typed.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`TfaRecoveryCodeHeld`, or :class:`Refused` with
+        ``too_many_attempts`` (``retry_after_seconds``), ``tfa_not_enabled``,
+        ``invalid_request`` (no conversation), ``account_not_found``,
+        ``account_closed`` or ``not_permitted``.
+    """
+    conversation_id = (conversation_id or "")[:CONVERSATION_LENGTH]
+
+    def body(ctx: OperationContext) -> Result:
+        if not conversation_id:
+            return Refused(reason=Reason.INVALID_REQUEST, details={"field": "conversation_id"})
+        subject = _recovery_subject(ctx, actor)
+        if isinstance(subject, Refused):
+            return subject
+        account, member, enrolment = subject
+        matched = _matching_code(_unused_codes(ctx, enrolment.id), recovery_code)
+        ctx.session.execute(
+            sa.delete(TfaPendingProof)
+            .where(TfaPendingProof.member_id == member.id,
+                   sa.or_(TfaPendingProof.closed_at.is_not(None), TfaPendingProof.expires_at <= ctx.now))
+            .execution_options(synchronize_session=False))
+        ctx.session.execute(
+            sa.update(TfaPendingProof)
+            .where(TfaPendingProof.member_id == member.id, TfaPendingProof.conversation_id == conversation_id,
+                   TfaPendingProof.closed_at.is_(None))
+            .values(closed_at=ctx.now).execution_options(synchronize_session=False))
+        proof = TfaPendingProof(conversation_id=conversation_id, account_id=account.id, member_id=member.id,
+                                recovery_code_id=None if matched is None else matched.id,
+                                created_at=ctx.now, attempts=0,
+                                expires_at=ctx.now + timedelta(minutes=deps.settings.code_ttl_minutes))
+        ctx.session.add(proof)
+        ctx.session.flush()
+        ctx.audit(account_id=account.id, action="tfa_recovery_code_held",
+                  details={"member_email": member.email, "pending_proof_id": proof.id})
+        return TfaRecoveryCodeHeld(expires_at=proof.expires_at)
+
+    return run_operation(
+        deps, operation="hold_recovery_code", idempotency_key=idempotency_key, actor=actor,
+        params={"conversation_id": conversation_id,
+                "recovery_code_sha256": hash_secret(normalize_code(recovery_code))},
+        body=body,
+    )
+
+
+def complete_held_tfa_recovery(
+    deps: Deps, actor: Actor, *, conversation_id: str, email_code: str, idempotency_key: str
+) -> Result:
+    """Step two: judge the conversation's pending proof with the e-mailed code, in one transaction.
+
+    Works like :func:`complete_tfa_recovery` (the same refusals, counters and
+    success) with the recovery code taken from the pending proof of
+    :func:`hold_recovery_code`. The pending proof is judged once: success or
+    refusal closes it, so replaying this step does nothing a second time
+    (a replay with the same key returns the stored success).
+
+    Args:
+        deps: Injected dependencies.
+        actor: The verified acting member (the one who held the code).
+        conversation_id: The conversation of step one.
+        email_code: The code e-mailed by :func:`start_tfa_recovery`.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`TfaRecoveryCompleted`, or :class:`Refused` as
+        :func:`complete_tfa_recovery` does; ``no_code_pending`` or
+        ``code_expired`` with details ``{"proof": "recovery_code"}`` when
+        the conversation has no open pending proof or it expired (ask for
+        the recovery code again).
+    """
+    conversation_id = (conversation_id or "")[:CONVERSATION_LENGTH]
+
+    def body(ctx: OperationContext) -> Result:
+        found = _subject_and_email_code(ctx, actor)
+        if isinstance(found, Refused):
+            return found
+        subject, row = found
+        _account, member, enrolment = subject
+        proof = _open_proof(ctx, conversation_id, member)
+        if proof is None:
+            return Refused(reason=Reason.NO_CODE_PENDING, details={"proof": "recovery_code"})
+        if ctx.now >= proof.expires_at:
+            return Refused(reason=Reason.CODE_EXPIRED,
+                           details={"proof": "recovery_code", "expired_at": proof.expires_at})
+        unused = _unused_codes(ctx, enrolment.id)
+        if not unused:
+            return Refused(reason=Reason.NO_RECOVERY_CODES)
+        proof.attempts = (proof.attempts or 0) + 1
+        proof.closed_at = ctx.now
+        matched = next((c for c in unused if c.id == proof.recovery_code_id), None)
+        return _judge(ctx, deps, subject, row, unused, matched, email_code, {"pending_proof_id": proof.id})
+
+    return run_operation(
+        deps, operation="complete_held_tfa_recovery", idempotency_key=idempotency_key, actor=actor,
+        params={"conversation_id": conversation_id, "email_code_sha256": hash_secret(normalize_code(email_code))},
         body=body,
     )
 
