@@ -7,10 +7,13 @@
    check, with the conversation: the assistant never resets TFA on chat
    evidence alone.
 2. ``tfa_recovery_form`` asks for one saved recovery code and the emailed
-   code. Both are checked together by the account domain the moment the
-   second arrives (the first waits in the action server's memory,
-   actions/secret_vault.py); the slots only ever hold placeholders and the
-   codes never reach the tracker store (supportbot/redaction.py).
+   code. The recovery code is checked against the stored hashes without
+   being used up, and the account store keeps only a pending proof for this
+   conversation (which code row matched, or none; never the code). When the
+   emailed code arrives, possibly at another action server, the account
+   domain judges both together in one transaction, without saying which
+   was wrong. The slots only ever hold placeholders and the codes never
+   reach the tracker store (supportbot/redaction.py).
 3. ``action_finish_tfa_recovery`` tells what happened: the old app is off, an
    enrolment link (15 minutes, single use) is in the customer's mailbox, and
    every address on the account was told. The new secret is never in the chat.
@@ -27,7 +30,6 @@ from rasa_sdk.types import DomainDict
 
 from accounts import tfa_recovery
 from accounts.results import Reason, Refused
-from actions import secret_vault
 from actions.account_store import call_domain
 from actions.handoff import redacted_transcript
 from actions.identity import identify
@@ -112,7 +114,15 @@ class ValidateTfaRecoveryForm(FormValidationAction):
         if not 4 <= len(code) <= 64:
             dispatcher.utter_message(text="That doesn't look like a recovery code.")
             return {RECOVERY_CODE: None}
-        secret_vault.park(tracker.sender_id, RECOVERY_CODE, code)
+        customer = await identify(tracker)
+        if customer is None:
+            return _stopped("not_verified")
+        held = await call_domain(
+            tfa_recovery.hold_recovery_code, customer.actor, conversation_id=tracker.sender_id,
+            recovery_code=code, idempotency_key=idempotency_key(tracker, "tfa_recovery_hold"),
+        )
+        if isinstance(held, Refused):
+            return _stopped(held.reason.value)
         return {RECOVERY_CODE: RECEIVED}
 
     async def validate_email_code(self, value: Any, dispatcher: CollectingDispatcher,
@@ -120,25 +130,29 @@ class ValidateTfaRecoveryForm(FormValidationAction):
         if value is None:  # not given yet
             return {EMAIL_CODE: None}
         customer = await identify(tracker)
-        recovery_code = secret_vault.take(tracker.sender_id, RECOVERY_CODE)
         if customer is None:
-            return {EMAIL_CODE: FAILED, RECOVERY_RESULT: "not_verified"}
-        if recovery_code is None:
-            dispatcher.utter_message(text="That took a little too long, so I need your recovery "
-                                          "code again.")
-            return {EMAIL_CODE: None, RECOVERY_CODE: None}
+            return _stopped("not_verified")
         result = await call_domain(
-            tfa_recovery.complete_tfa_recovery, customer.actor,
-            recovery_code=str(recovery_code), email_code="".join(str(value or "").split()),
+            tfa_recovery.complete_held_tfa_recovery, customer.actor, conversation_id=tracker.sender_id,
+            email_code="".join(str(value or "").split()),
             idempotency_key=idempotency_key(tracker, "tfa_recovery_complete"),
         )
         if not isinstance(result, Refused):
             return {EMAIL_CODE: VERIFIED, RECOVERY_CODE: VERIFIED,
                     RECOVERY_RESULT: "completed"}
+        if result.details.get("proof") == RECOVERY_CODE:  # none held here, or it expired
+            dispatcher.utter_message(text="That took a little too long, so I need your recovery "
+                                          "code again.")
+            return {EMAIL_CODE: None, RECOVERY_CODE: None}
         if result.reason == Reason.CODE_INVALID:
             dispatcher.utter_message(text="One of the two codes isn't right. Let's try again.")
             return {EMAIL_CODE: None, RECOVERY_CODE: None}
-        return {EMAIL_CODE: FAILED, RECOVERY_CODE: FAILED, RECOVERY_RESULT: result.reason.value}
+        return _stopped(result.reason.value)
+
+
+def _stopped(outcome: str) -> Dict[Text, Any]:
+    """Slots that end the form with ``outcome`` for action_finish_tfa_recovery to explain."""
+    return {EMAIL_CODE: FAILED, RECOVERY_CODE: FAILED, RECOVERY_RESULT: outcome}
 
 
 class ActionFinishTfaRecovery(Action):

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from accounts.demo import DEMO_RECOVERY_CODES, DEMO_TOTP_SECRET
-from accounts.models import Account, OutboxNotification, TfaEnrolment
+from accounts.models import Account, OutboxNotification, TfaEnrolment, TfaPendingProof
 from tests.conftest import RunningAssistant
 from tests.operations.conftest import Customer, Store
 
@@ -84,7 +84,11 @@ def test_codes_and_tokens_never_reach_the_tracker_store_or_logs(
 
     stored = tracker_dump(assistant)
     logged = Path(assistant.log_path).read_text(errors="replace")
+    with store.factory() as session:  # the lost-app form's pending proof, between its two messages
+        proofs = [tuple(row) for row in session.execute(sa.select(TfaPendingProof.__table__))]
+    assert any(demo.sender in row for row in proofs)
     assert "now USD" in stored  # the conversations are there...
     for secret_value in used:
         assert secret_value not in stored, f"a secret reached the tracker store: {secret_value[:4]}..."
         assert secret_value not in logged, f"a secret reached the logs: {secret_value[:4]}..."
+        assert secret_value not in str(proofs), f"a secret reached the pending proofs: {secret_value[:4]}..."
