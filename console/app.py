@@ -28,7 +28,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from console import auth, queries, review, views
+from console import auth, queries, review, support, views
 from console.models import metadata as console_metadata
 from console.settings import ConsoleSettings
 from tracking.db import read_transaction, write_transaction
@@ -40,6 +40,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "console_session"
 LOGIN_CSRF_COOKIE = "console_login_csrf"
 PUBLIC_PATHS = frozenset({"/login", "/healthz", "/static/console.css"})
+#: Authenticated by their own token (not a session), hence without CSRF token: see console/support.py.
+TOKEN_PATHS = frozenset({support.WEBHOOK_PATH})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHOICES_TTL_SECONDS = 60.0
 MAX_DASHBOARD_DAYS = 366
@@ -58,7 +60,7 @@ SECURITY_HEADERS = {
 
 DONE_MESSAGES = {
     "tag": "Tag added.", "untag": "Tag removed.", "note": "Note added.", "status": "Review status saved.",
-    "confirmed": "Label confirmed.", "corrected": "Correction saved.",
+    "confirmed": "Label confirmed.", "corrected": "Correction saved.", **support.DONE_MESSAGES,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -106,12 +108,26 @@ class Console:
     """Request handlers and their shared state (engine, clock, settings)."""
 
     def __init__(self, settings: ConsoleSettings, engine: Engine,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 accounts: Optional[Callable[[], Any]] = None) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
         self.intents = load_intents(settings.domain_path)
         self._choices: Optional[Tuple[float, Dict[str, List[str]]]] = None
+        self.support = support.SupportDesk(accounts or self._account_store, settings.webhook_token,
+                                           self.run, self._support_page)
+
+    def _account_store(self) -> Any:
+        """The account store's dependencies (support requests), from ``ACCOUNTS_DB_URL``."""
+        from accounts.db import make_session_factory
+        from accounts.deps import Deps
+
+        return Deps(session_factory=make_session_factory(self.settings.accounts_db_url or None))
+
+    @staticmethod
+    def _support_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
+        return html_response(views.layout(title, body, email=lead.email, csrf=lead.csrf_token, active="support"))
 
     # ------------------------------------------------------------------ plumbing
 
@@ -151,6 +167,9 @@ class Console:
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Resolve the session; send everyone else to the sign-in page."""
+        if request.path in TOKEN_PATHS:
+            request["lead"] = None  # the handler checks its own token; no session, no CSRF
+            return await handler(request)
         token = request.cookies.get(SESSION_COOKIE)
         signed_in = await self.run(self.read, auth.load_session, token, now=self.clock()) if token else None
         request["lead"] = signed_in
@@ -283,9 +302,12 @@ class Console:
             raise web.HTTPNotFound(reason="No such conversation")
         choices = await self.run(self.read, self._cached_choices)
         back = safe_local_path(request.query.get("back"), "/conversations", "/conversations")
+        requests_of = await self.support.conversation_requests(sender_id)
+        here = views.url("/conversation", [("id", sender_id), ("back", back)])
         return html_response(views.transcript_page(
             t=t, back=back, csrf=lead.csrf_token, email=lead.email, known_tags=choices["tags"],
-            flash=DONE_MESSAGES.get(request.query.get("done", ""))))
+            flash=DONE_MESSAGES.get(request.query.get("done", "")),
+            support=support.conversation_section(requests_of, csrf=lead.csrf_token, back=here)))
 
     async def _review_action(self, request: web.Request, action: Callable[..., Any], field: str,
                              done: str) -> web.StreamResponse:
@@ -456,9 +478,14 @@ def _csv_line(cells: Sequence[Any]) -> str:
     return buffer.getvalue()
 
 
-def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """Build the console for ``settings`` on ``engine`` (whose tables must exist)."""
-    console = Console(settings, engine, clock)
+def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[], float] = time.time,
+               accounts: Optional[Callable[[], Any]] = None) -> web.Application:
+    """Build the console for ``settings`` on ``engine`` (whose tables must exist).
+
+    ``accounts`` builds the account store's :class:`accounts.deps.Deps` on first
+    use (default: from ``settings.accounts_db_url``).
+    """
+    console = Console(settings, engine, clock, accounts)
     app = web.Application(middlewares=[console.security_headers, console.authenticate],
                           client_max_size=64 * 1024)
     r = app.router
@@ -479,6 +506,10 @@ def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[],
     r.add_post("/nlu-inbox/label", console.label)
     r.add_get("/nlu-inbox/export.yml", console.nlu_export)
     r.add_get("/dashboard", console.dashboard)
+    r.add_get("/support-requests", console.support.list_page)
+    r.add_post("/support-requests/retry", console.support.retry)
+    r.add_post("/support-requests/release", console.support.release)
+    r.add_post(support.WEBHOOK_PATH, console.support.webhook)
     r.add_static("/static/", STATIC_DIR)
     return app
 

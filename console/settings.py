@@ -8,16 +8,22 @@
 | ``CONSOLE_SECURE_COOKIES`` | ``0`` | ``1`` marks cookies ``Secure`` (set it when served over HTTPS) |
 | ``CONSOLE_LOW_CONFIDENCE`` | ``0.6`` | NLU confidence below which a message is "low" (inbox default) |
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | the tracker database the console reads and writes its tables to |
+| ``ACCOUNTS_DB_URL`` | ``sqlite:///<project root>/var/accounts.db`` | the account store: support requests, their delivery and release |
+| ``HELPDESK_WEBHOOK_TOKEN`` | (none: ``POST /helpdesk/webhook`` answers 503) | Bearer token the helpdesk sends when an agent releases a conversation |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from accounts.settings import database_url as accounts_db_url
 from tracking.settings import PROJECT_ROOT, tracker_db_url
+
+#: Shortest helpdesk webhook token accepted (a guessable token would let anyone release conversations).
+MIN_WEBHOOK_TOKEN_CHARS = 16
 
 
 def _flag(value: Optional[str]) -> bool:
@@ -36,6 +42,8 @@ class ConsoleSettings:
     low_confidence: float = 0.6
     domain_path: Path = PROJECT_ROOT / "domain.yml"
     log_level: str = "INFO"
+    accounts_db_url: str = ""
+    webhook_token: str = field(default="", repr=False)
 
     @property
     def local_url(self) -> str:
@@ -53,6 +61,9 @@ def load_console_settings(environ: Optional[Mapping[str, str]] = None) -> Consol
     hours = float(env.get("CONSOLE_SESSION_HOURS", "12"))
     if hours <= 0:
         raise ValueError("CONSOLE_SESSION_HOURS must be positive")
+    webhook_token = (env.get("HELPDESK_WEBHOOK_TOKEN") or "").strip()
+    if webhook_token and len(webhook_token) < MIN_WEBHOOK_TOKEN_CHARS:
+        raise ValueError(f"HELPDESK_WEBHOOK_TOKEN must have at least {MIN_WEBHOOK_TOKEN_CHARS} characters")
     return ConsoleSettings(
         host=env.get("CONSOLE_HOST", "127.0.0.1"),
         port=int(env.get("CONSOLE_PORT", "8081")),
@@ -61,4 +72,6 @@ def load_console_settings(environ: Optional[Mapping[str, str]] = None) -> Consol
         secure_cookies=_flag(env.get("CONSOLE_SECURE_COOKIES")),
         low_confidence=low,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        accounts_db_url=accounts_db_url(env),
+        webhook_token=webhook_token,
     )

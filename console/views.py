@@ -26,7 +26,7 @@ from console.queries import (
 from tracking import conventions as conv
 
 NAV = (("conversations", "/conversations", "Conversations"), ("inbox", "/nlu-inbox", "NLU inbox"),
-       ("dashboard", "/dashboard", "Dashboard"))
+       ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"))
 
 
 def fmt_time(timestamp: Optional[float]) -> str:
@@ -373,8 +373,9 @@ def _review_panel(t: Transcript, sender_id: str, csrf: str, known_tags: Sequence
 
 
 def transcript_page(*, t: Transcript, back: str, csrf: str, email: str, known_tags: Sequence[str],
-                    flash: Optional[str] = None, error: Optional[str] = None) -> Markup:
-    """One conversation: facts, timeline, review panel."""
+                    flash: Optional[str] = None, error: Optional[str] = None,
+                    support: Markup = Markup("")) -> Markup:
+    """One conversation: facts, its support requests (``support``), timeline, review panel."""
     s = t.summary
     facts = [
         ("Channel", s.get("channel") or "-"), ("Verified customer", s.get("customer_id") or "not verified"),
@@ -385,10 +386,10 @@ def transcript_page(*, t: Transcript, back: str, csrf: str, email: str, known_ta
     body = render(
         '<p><a href="{back}">← Back to the list</a></p>{flash}'
         '<h1>Conversation <code class="sender">{sender}</code></h1>'
-        '<dl class="facts">{facts}</dl><p class="badges">{badges} {status}</p>'
+        '<dl class="facts">{facts}</dl><p class="badges">{badges} {status}</p>{support}'
         '<div class="transcript-layout"><section class="transcript" aria-label="Transcript">'
         '{truncated}<ol class="timeline">{items}</ol></section>{panel}</div>',
-        back=back, flash=join([flash_box(flash, "ok"), flash_box(error)]), sender=s["sender_id"],
+        back=back, flash=join([flash_box(flash, "ok"), flash_box(error)]), sender=s["sender_id"], support=support,
         facts=join(render('<div><dt>{k}</dt><dd>{v}</dd></div>', k=k, v=v) for k, v in facts),
         badges=conversation_badges(s, t.operations), status=status_badge(t.status),
         truncated=flash_box("Only the first 5000 events are shown.", "info") if t.truncated else "",

@@ -52,9 +52,10 @@ def lead(console: ConsoleUnderTest) -> requests.Session:
 # --------------------------------------------------------------------------- sign-in and protection
 
 PAGES = ["/", "/conversations", "/conversations?fallback=1", "/conversation?id=x", "/dashboard", "/nlu-inbox",
-         "/conversations/export.csv", "/conversations/export.jsonl", "/nlu-inbox/export.yml"]
+         "/conversations/export.csv", "/conversations/export.jsonl", "/nlu-inbox/export.yml",
+         "/support-requests", "/support-requests?delivery=failed"]
 ACTIONS = ["/conversation/tags", "/conversation/tags/remove", "/conversation/notes", "/conversation/status",
-           "/nlu-inbox/label", "/logout"]
+           "/nlu-inbox/label", "/logout", "/support-requests/retry", "/support-requests/release"]
 
 
 def test_nothing_is_reachable_without_signing_in(console: ConsoleUnderTest):
@@ -76,14 +77,15 @@ def test_nothing_is_reachable_without_signing_in(console: ConsoleUnderTest):
 
 
 def test_the_app_has_no_route_that_escapes_the_sign_in_check(console: ConsoleUnderTest):
-    from console.app import PUBLIC_PATHS, create_app
+    from console.app import PUBLIC_PATHS, TOKEN_PATHS, create_app
     from console.settings import ConsoleSettings
     from tracking.db import make_engine
 
     engine = make_engine("sqlite://")
     routes = {r.resource.canonical for r in create_app(ConsoleSettings(), engine).router.routes()}
     engine.dispose()
-    tested = {p.split("?")[0] for p in PAGES + ACTIONS} | PUBLIC_PATHS | {"/static"}
+    # TOKEN_PATHS (the helpdesk webhook) check their own token: tests/test_handoff_release.py
+    tested = {p.split("?")[0] for p in PAGES + ACTIONS} | PUBLIC_PATHS | TOKEN_PATHS | {"/static"}
     assert routes <= tested, f"routes without a sign-in test: {routes - tested}"
 
 

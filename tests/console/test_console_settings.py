@@ -33,3 +33,12 @@ def test_the_runner_starts_the_console_and_waits_for_its_health_check(monkeypatc
     console = next(spec for spec in process_specs(load_settings({})) if spec.name == "review console")
     assert console.argv[-3:] == ["-m", "console", "serve"]
     assert console.health_url == "http://127.0.0.1:9181/healthz"
+
+
+def test_the_helpdesk_webhook_token_is_off_by_default_never_shown_and_not_guessable():
+    assert load_console_settings({}).webhook_token == ""
+    settings = load_console_settings({"HELPDESK_WEBHOOK_TOKEN": "w" * 32, "ACCOUNTS_DB_URL": "sqlite:///x.db"})
+    assert settings.webhook_token == "w" * 32 and "w" * 32 not in repr(settings)
+    assert settings.accounts_db_url == "sqlite:///x.db"
+    with pytest.raises(ValueError, match="HELPDESK_WEBHOOK_TOKEN"):
+        load_console_settings({"HELPDESK_WEBHOOK_TOKEN": "short"})
