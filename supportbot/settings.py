@@ -47,6 +47,7 @@ environment first.
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
 | ``HANDOFF_TIMEOUT_MINUTES`` | ``30`` | how long a conversation handed to a person stays paused for the bot when nobody releases it (only with ``HELPDESK_URL``) |
+| ``HELPDESK_WEBHOOK_TOKEN`` | (none: the webhook answers 503) | Bearer token (16+ characters) the helpdesk sends to the console's ``POST /helpdesk/webhook`` to give a conversation back to the assistant (accounts/README.md, "Releasing a handed-over conversation") |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | database of the conversation log (tracker store, review index, review console); ``postgresql://user@host:5432/db`` for PostgreSQL |
 | ``CONSOLE_HOST`` | ``127.0.0.1`` | interface of the review console |
