@@ -46,6 +46,7 @@ environment first.
 | ``TELEGRAM_BOT_USERNAME`` | (none) | the bot's @username, removed from commands such as ``/start@name`` |
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
+| ``REDIS_URL`` | (none: each Rasa process keeps its own) | Redis shared by every Rasa instance (``redis://host:6379/0``): Rasa's conversation lock store (supportbot/lock_store.py) and the Slack and Telegram retry de-duplication (channels/dedup.py); needed with several Rasa instances. While it is unreachable the Slack and Telegram webhooks answer 503 so the platforms retry later |
 | ``HANDOFF_TIMEOUT_MINUTES`` | ``30`` | how long a conversation handed to a person stays paused for the bot when nobody releases it (only with ``HELPDESK_URL``) |
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: the webhook answers 503) | Bearer token (16+ characters) the helpdesk sends to the console's ``POST /helpdesk/webhook`` to give a conversation back to the assistant (accounts/README.md, "Releasing a handed-over conversation") |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |

@@ -14,10 +14,19 @@ This class is the **only** place where conversation events are written. Every
 batch of new events goes through :meth:`ReviewableSQLTrackerStore.redact_events`
 before anything is stored, published to an event broker, or indexed for the
 review console (summary, facts, message search index).
+
+Reading a conversation costs one indexed query while nothing changed: the
+events since the session start are kept in memory (:mod:`tracking.cache`) and
+used only when the sender's rows in the database still have the fingerprint
+(highest id, count) they had when this process last read or wrote them, so
+several Rasa processes can share the database. On SQLite the connections are
+pooled (SQLAlchemy 1.4 opens a new one per transaction for files).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -28,12 +37,14 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, ConversationPaused, ConversationResumed, Event
 from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
 from supportbot import handoff_thread
 from supportbot.redaction import redact_tracker_events
-from tracking.db import make_engine, write_transaction
+from tracking.cache import ConversationCache, Fingerprint, deserialise_events, max_events_from_env
+from tracking.db import make_engine, read_transaction, write_transaction
 from tracking.schema import create_schema_when_reachable, events
 from tracking.settings import tracker_db_url
 from tracking.writer import record_events
@@ -68,10 +79,11 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         """
         TrackerStore.__init__(self, domain, event_broker)
         self.url = host if host and "://" in host else tracker_db_url()
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, **_pool_options(self.url))
         create_schema_when_reachable(self.engine, timeout=CONNECT_TIMEOUT_SECONDS,
                                      retry_every=CONNECT_RETRY_SECONDS)
         self.sessionmaker = sessionmaker(bind=self.engine, future=True)
+        self.cache = ConversationCache(max_events_from_env())
         logger.info("Tracker store: %s", self.engine.url.render_as_string(hide_password=True))
 
     # ------------------------------------------------------------------ redaction hook
@@ -121,12 +133,15 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         """Store the tracker's new events and update the review index in one transaction."""
         await self.stream_events(tracker)
         with write_transaction(self.engine) as conn:
+            before = self._fingerprint(conn, tracker.sender_id)
             stored = self._count_stored_events(conn, tracker.sender_id)
             new_events = list(tracker.events)[stored:]
             if not new_events:
                 return
             records = self._redacted(new_events)
-            record_events(conn, tracker.sender_id, records)
+            ids = record_events(conn, tracker.sender_id, records)
+        # after the commit: only committed rows may be described by the cache
+        self.cache.extend(tracker.sender_id, before, stored, records, ids)
         logger.debug("Stored %d events of a conversation.", len(new_events))
         self._forward_to_person(tracker, records)
 
@@ -156,16 +171,66 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
                 tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
         return tracker
 
+    async def _retrieve(
+        self, sender_id: Text, fetch_events_from_all_sessions: bool
+    ) -> Optional[DialogueStateTracker]:
+        """Rasa's ``_retrieve`` for the latest session, from the cache while it is current."""
+        if fetch_events_from_all_sessions or not self.domain:
+            return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        with read_transaction(self.engine) as conn:
+            # fingerprint first: a row committed in between makes the cache look stale, never fresh
+            current = self._fingerprint(conn, sender_id)
+            if current.count == 0:
+                self.cache.discard(sender_id)
+                return None
+            cached = self.cache.events(sender_id, current)
+            if cached is None:
+                rows = conn.execute(self._session_events_query(sender_id)).scalars().all()
+                loaded = deserialise_events(json.loads(data) for data in rows)
+                self.cache.put(sender_id, current, loaded)
+                cached = [copy.copy(event) for event in loaded]
+        if not cached:
+            return None
+        return DialogueStateTracker.from_events(sender_id, cached, self.domain.slots)
+
+    @staticmethod
+    def _fingerprint(conn: Connection, sender_id: Text) -> Fingerprint:
+        """Highest event id and number of events of ``sender_id`` (any session)."""
+        row = conn.execute(
+            sa.select(sa.func.max(events.c.id), sa.func.count()).where(events.c.sender_id == sender_id)
+        ).one()
+        return Fingerprint(row[0], int(row[1]))
+
+    @staticmethod
+    def _session_events_query(sender_id: Text) -> sa.sql.Select:
+        """``data`` of the events since the latest session start, in order (Rasa's query)."""
+        return (
+            sa.select(events.c.data)
+            .where(events.c.sender_id == sender_id, _since_session_start(sender_id))
+            .order_by(events.c.id)
+        )
+
     @staticmethod
     def _count_stored_events(conn: Connection, sender_id: Text) -> int:
         """Events stored since the latest session start (as ``SQLTrackerStore`` counts them)."""
-        session_start = (
-            sa.select(sa.func.max(events.c.timestamp))
-            .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
-            .scalar_subquery()
-        )
         query = sa.select(sa.func.count()).select_from(events).where(
-            events.c.sender_id == sender_id,
-            sa.or_(events.c.timestamp >= session_start, session_start.is_(None)),
-        )
+            events.c.sender_id == sender_id, _since_session_start(sender_id))
         return int(conn.execute(query).scalar_one())
+
+
+def _since_session_start(sender_id: Text) -> sa.sql.ColumnElement:
+    """Rows at or after the latest ``session_started`` of ``sender_id`` (all rows if none)."""
+    session_start = (
+        sa.select(sa.func.max(events.c.timestamp))
+        .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
+        .scalar_subquery()
+    )
+    return sa.or_(events.c.timestamp >= session_start, session_start.is_(None))
+
+
+def _pool_options(url: Text) -> Dict[Text, Any]:
+    """Pool SQLite file connections (SQLAlchemy 1.4 would open one per transaction)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10}
+    return {}
