@@ -12,12 +12,12 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test setup train validate bench bench-console lock clean browser web
+.PHONY: run test setup train validate bench bench-console lock clean browser web nginx run-cluster
 
 run: $(MODEL) web
 	$(PY) -m supportbot.runner
 
-test: $(MODEL) browser web
+test: $(MODEL) browser web nginx
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed
@@ -27,6 +27,16 @@ train: $(MODEL)
 # Debian's Chromium for the browser tests (installed with apt-get if missing).
 browser:
 	scripts/ensure_browser.sh
+
+# Debian's nginx for the scale-out deployment and its tests (apt-get if missing).
+nginx:
+	scripts/ensure_nginx.sh
+
+# Scale-out deployment in the foreground (Ctrl-C stops it): 2 Rasa instances and
+# 2 action servers behind nginx, on PostgreSQL (TRACKER_DB_URL, ACCOUNTS_DB_URL) and
+# Redis (REDIS_URL); defaults and options: supportbot/cluster.py, docs/deployment.md.
+run-cluster: $(MODEL) nginx
+	$(PY) -m supportbot.cluster
 
 # The website widget (rasa-webchat, pinned in web/package-lock.json), served
 # from web/node_modules by the chat page server. Re-installed when the pins change.

@@ -47,6 +47,12 @@ environment first.
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
 | ``REDIS_URL`` | (none: each Rasa process keeps its own) | Redis shared by every Rasa instance (``redis://host:6379/0``): Rasa's conversation lock store (supportbot/lock_store.py) and the Slack and Telegram retry de-duplication (channels/dedup.py); needed with several Rasa instances. While it is unreachable the Slack and Telegram webhooks answer 503 so the platforms retry later |
+| ``TICKET_LOCK_LIFETIME`` | ``10`` (Rasa's own default: 60) | seconds a conversation's lock ticket lives; an instance killed while handling a message blocks that conversation this long at most, and a turn must end within it. ``endpoints.yml`` names our lock store class (supportbot/lock_store.py: Redis with ``REDIS_URL``, else in memory) because ``${REDIS_URL}`` fails there when unset |
+| ``SANIC_WORKERS`` | ``1`` | Sanic worker processes per Rasa instance (Rasa's own variable); more than 1 needs ``REDIS_URL`` (the lock store refuses to start without it) and the widget's Socket.IO on websocket-only transport; the cluster scales by instances instead (docs/deployment.md) |
+| ``CLUSTER_PORT`` | a free port | nginx front port of ``make run-cluster`` (supportbot/cluster.py, docs/deployment.md) |
+| ``CLUSTER_RASA_INSTANCES`` | ``2`` | Rasa instances ``make run-cluster`` starts |
+| ``CLUSTER_ACTION_SERVERS`` | ``2`` | action servers ``make run-cluster`` starts |
+| ``NGINX_BINARY`` | ``/usr/sbin/nginx`` | the nginx ``make run-cluster`` runs as its child (Debian's package; scripts/ensure_nginx.sh installs it) |
 | ``HANDOFF_TIMEOUT_MINUTES`` | ``30`` | how long a conversation handed to a person stays paused for the bot when nobody releases it (only with ``HELPDESK_URL``) |
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: the webhook answers 503) | Bearer token (16+ characters) the helpdesk sends to the console's ``POST /helpdesk/webhook`` to give a conversation back to the assistant (accounts/README.md, "Releasing a handed-over conversation") |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |
