@@ -11,7 +11,8 @@ Web API base URL is fixed. This channel:
 * remembers the ``event_id`` of every event it accepts (and the
   ``trigger_id`` of every button click) for an hour, so a redelivery, with or
   without ``X-Slack-Retry-Num``, never runs a turn twice. The memory is per
-  process: several Rasa instances need a shared store (Redis) for it;
+  process, or shared by every Rasa instance in Redis when ``REDIS_URL`` is
+  set (channels/dedup.py); Redis unreachable: 503, and Slack retries later;
 * posts to ``SLACK_API_BASE_URL`` (default ``https://slack.com/api/``), turns
   buttons into Block Kit buttons whose clicks come back as ``block_actions``;
 * puts the Slack user under metadata ``channel_user`` (not a verified identity).
@@ -40,7 +41,7 @@ from channels.common import (
     not_configured_blueprint,
     too_long_text,
 )
-from channels.dedup import RecentIds
+from channels.dedup import DedupUnavailable, RecentIds, SeenIds, dedup_unavailable, recent_ids
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class PortalSlackInput(SlackInput):
         use_threads: bool = False,
         conversation_granularity: Text = "sender",
         max_chars: int = 2000,
-        seen: Optional[RecentIds] = None,
+        seen: Optional[SeenIds] = None,
     ) -> None:
         self.missing = [name for name, value in (("SLACK_BOT_TOKEN", slack_token),
                                                  ("SLACK_SIGNING_SECRET", slack_signing_secret))
@@ -151,6 +152,7 @@ class PortalSlackInput(SlackInput):
             use_threads=bool(credentials.get("use_threads", False)),
             conversation_granularity=credentials.get("conversation_granularity", "sender"),
             max_chars=max_message_chars(),
+            seen=recent_ids(CHANNEL_NAME),
         )
 
     def _validate_credentials(self) -> None:
@@ -169,6 +171,10 @@ class PortalSlackInput(SlackInput):
         if self.missing:
             return not_configured_blueprint("portal_slack_webhook", "Slack", self.missing)
         blueprint = Blueprint("portal_slack_webhook", __name__)
+
+        @blueprint.listener("before_server_stop")
+        async def close_seen(_app: Any, _loop: Any) -> None:
+            await self.seen.close()
 
         @blueprint.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -212,8 +218,8 @@ class PortalSlackInput(SlackInput):
         sender_id = self._get_conversation_id(event.get("user"), metadata.get("out_channel"),
                                               metadata.get("thread_id"))
         key = f"event:{body['event_id']}" if body.get("event_id") else None
-        return self._accept(request, on_new_message, key, text, sender_id, event.get("user"),
-                            metadata)
+        return await self._accept(request, on_new_message, key, text, sender_id, event.get("user"),
+                                  metadata)
 
     async def _handle_interaction(self, request: Request,
                                   on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -232,7 +238,7 @@ class PortalSlackInput(SlackInput):
                                               metadata.get("thread_id"))
         click_id = payload.get("trigger_id") or action.get("action_ts")
         key = f"action:{click_id}" if click_id else None
-        return self._accept(request, on_new_message, key, value, sender_id, user_id, metadata)
+        return await self._accept(request, on_new_message, key, value, sender_id, user_id, metadata)
 
     @staticmethod
     def _event_metadata(body: Dict[str, Any]) -> Dict[str, Any]:
@@ -253,16 +259,21 @@ class PortalSlackInput(SlackInput):
                 "thread_id": message.get("thread_ts", message.get("ts")),
                 "users": []}
 
-    def _accept(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                key: Optional[str], text: str, sender_id: Optional[str],
-                slack_user: Optional[str], metadata: Dict[str, Any]) -> HTTPResponse:
+    async def _accept(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      key: Optional[str], text: str, sender_id: Optional[str],
+                      slack_user: Optional[str], metadata: Dict[str, Any]) -> HTTPResponse:
         """Run the turn in the background once per event; answer Slack at once."""
         retry = request.headers.get(RETRY_NUM_HEADER)
         if key is None:
             logger.warning("Slack event without an id: it cannot be de-duplicated")
-        elif not self.seen.first_time(key):
-            logger.info("Slack %s already handled; ignoring delivery (retry %s)", key, retry)
-            return response.text("already handled", headers={"X-Slack-No-Retry": "1"})
+        else:
+            try:
+                first = await self.seen.claim(key)
+            except DedupUnavailable:
+                return dedup_unavailable()
+            if not first:
+                logger.info("Slack %s already handled; ignoring delivery (retry %s)", key, retry)
+                return response.text("already handled", headers={"X-Slack-No-Retry": "1"})
         if retry:
             logger.info("Slack retry #%s of %s, not seen before: handling it", retry, key)
         if not sender_id:

@@ -15,7 +15,10 @@ every update. This channel:
   when ``TELEGRAM_WEBHOOK_URL`` is set;
 * talks to ``TELEGRAM_API_BASE_URL`` (default ``https://api.telegram.org``);
 * handles private chats only (text messages and button presses), ignores edits,
-  and never handles one ``update_id`` twice (Telegram re-sends updates);
+  and never handles one ``update_id`` twice (Telegram re-sends updates): the
+  memory is per process, or shared by every Rasa instance in Redis when
+  ``REDIS_URL`` is set (channels/dedup.py); Redis unreachable: 503, and
+  Telegram re-sends the update later;
 * sends buttons as an inline keyboard, one button per row, and acknowledges
   each press (``answerCallbackQuery``) so the client stops its spinner;
 * puts the Telegram user under metadata ``channel_user`` (not a verified identity).
@@ -47,7 +50,7 @@ from channels.common import (
     not_configured_blueprint,
     too_long_text,
 )
-from channels.dedup import RecentIds
+from channels.dedup import DedupUnavailable, RecentIds, SeenIds, dedup_unavailable, recent_ids
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class PortalTelegramInput(InputChannel):
         bot_username: Optional[Text] = None,
         webhook_url: Optional[Text] = None,
         max_chars: int = 2000,
-        seen: Optional[RecentIds] = None,
+        seen: Optional[SeenIds] = None,
     ) -> None:
         self.missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", access_token),
                                                  ("TELEGRAM_WEBHOOK_SECRET", webhook_secret))
@@ -131,6 +134,7 @@ class PortalTelegramInput(InputChannel):
             bot_username=env_value("TELEGRAM_BOT_USERNAME"),
             webhook_url=env_value("TELEGRAM_WEBHOOK_URL"),
             max_chars=max_message_chars(),
+            seen=recent_ids(CHANNEL_NAME),
         )
 
     def get_output_channel(self) -> PortalTelegramOutput:
@@ -159,6 +163,7 @@ class PortalTelegramInput(InputChannel):
         async def close_bot(_app: Any, _loop: Any) -> None:
             if self._output is not None:
                 await self._output.close_session()
+            await self.seen.close()
 
         @blueprint.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -177,7 +182,11 @@ class PortalTelegramInput(InputChannel):
             except (ValueError, KeyError, TypeError):
                 return response.json({"error": "not a Telegram update"},
                                      status=HTTPStatus.BAD_REQUEST)
-            if not self.seen.first_time(update_id):
+            try:
+                first = await self.seen.claim(update_id)
+            except DedupUnavailable:
+                return dedup_unavailable()
+            if not first:
                 logger.info("Telegram update %s already handled; ignoring it", update_id)
                 return response.text("already handled")
             try:
