@@ -227,3 +227,18 @@ def test_the_pending_proof_table_holds_no_code(world, caplog):
     for secret in (email_code, *RECOVERY):
         assert secret not in rows and hash_secret(normalize_code(secret)) not in rows
     assert_no_secret_stored_or_logged(world, [email_code, *RECOVERY], caplog.records)
+
+
+def test_step_two_sent_twice_at_once_to_two_servers_resets_once(world):
+    acc = world.account()
+    enable_tfa(world, acc)
+    start(world, acc)
+    code = last_code(world, "tfa_recovery")
+    hold(world, acc, RECOVERY[0])
+
+    results = world.run_threads(4, lambda i: finish(world, acc, code, idempotency_key=f"server-{i}"))
+
+    assert sorted(r.ok for r in results) == [False, False, False, True]
+    assert {r.reason for r in results if not r.ok} == {Reason.NO_CODE_PENDING}
+    assert len(mails(world, "tfa_enrollment_link")) == 1
+    assert used_codes(world) == {hash_secret(RECOVERY[0])}

@@ -10,6 +10,7 @@ recovery code again, and no code reaches either server's log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.engine import make_url
 
 from accounts.db import make_session_factory, upgrade, write_session
 from accounts.demo import DEMO_RECOVERY_CODES, demo_account_id, load_demo
@@ -29,6 +31,7 @@ from accounts.models import TfaEnrolment, TfaPendingProof, TfaRecoveryCode
 from accounts.security import hash_secret
 from bench.serving import free_port
 from supportbot.runner import wait_until_up
+from tests.accounts.conftest import PG_ADMIN_DEFAULT
 from tests.conftest import stop_process
 from tests.operations.conftest import Store
 
@@ -93,20 +96,43 @@ def slot_values(events: List[Dict]) -> Dict[str, Any]:
     return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory) -> Iterator[Tuple[ActionServers, Store, int]]:
-    tmp = tmp_path_factory.mktemp("two-action-servers")
-    url = f"sqlite:///{tmp / 'accounts.db'}"
-    upgrade(url)
-    load_demo(make_session_factory(url), only=[EMAIL])
-    running = ActionServers(tmp, url)
+@contextlib.contextmanager
+def account_store(backend: str, tmp: Path) -> Iterator[str]:
+    """A migrated account store with the demo TFA account: a SQLite file, or a PostgreSQL database."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp / 'accounts.db'}"
+    else:
+        if os.environ.get("ACCOUNTS_SKIP_PG") == "1":
+            pytest.skip("ACCOUNTS_SKIP_PG=1")
+        admin_url = make_url(os.environ.get("ACCOUNTS_TEST_PG_ADMIN_URL") or PG_ADMIN_DEFAULT)
+        name = f"shared_tfa_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(admin_url, future=True, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:  # unreachable: the test fails, as the account tests do
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
     try:
-        assert wait_until_up([f"{u}/health" for u in running.urls], timeout=120,
-                             processes=running.processes), running.log_text()
-        store = Store(url)
-        yield running, store, demo_account_id(store.factory, EMAIL)
+        upgrade(url)
+        load_demo(make_session_factory(url), only=[EMAIL])
+        yield url
     finally:
-        running.stop()
+        if backend != "sqlite":
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def servers(request, tmp_path_factory) -> Iterator[Tuple[ActionServers, Store, int]]:
+    tmp = tmp_path_factory.mktemp("two-action-servers")
+    with account_store(request.param, tmp) as url:
+        running = ActionServers(tmp, url)
+        try:
+            assert wait_until_up([f"{u}/health" for u in running.urls], timeout=120,
+                                 processes=running.processes), running.log_text()
+            store = Store(url)
+            yield running, store, demo_account_id(store.factory, EMAIL)
+        finally:
+            running.stop()
 
 
 def reset_tfa(store: Store) -> None:
