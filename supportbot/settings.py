@@ -63,6 +63,8 @@ environment first.
 | ``CONSOLE_SECURE_COOKIES`` | ``0`` | ``1`` marks the console's cookies ``Secure`` (set it when the console is served over HTTPS) |
 | ``CONSOLE_LOW_CONFIDENCE`` | ``0.6`` | NLU confidence below which the console calls a message "low" (NLU inbox default) |
 | ``TFA_FORM_KEY`` | random per process | key (32+ bytes) signing the form tokens of the ``/tfa/enroll`` and ``/tfa/not-me`` pages (supportbot/tfa_enrollment.py); set it when several chat page processes serve them |
+| ``BENCH_QUICK`` | ``0`` | ``1`` makes ``make bench`` one short repetition (developing the harness; figures not for quoting; docs/benchmarks.md) |
+| ``BENCH_LOG_LEVEL`` | ``WARNING`` | log level of the Rasa and action servers that ``make bench`` starts |
 """
 
 from __future__ import annotations
