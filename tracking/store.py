@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
@@ -133,8 +133,7 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         """Store the tracker's new events and update the review index in one transaction."""
         await self.stream_events(tracker)
         with write_transaction(self.engine) as conn:
-            before = self._fingerprint(conn, tracker.sender_id)
-            stored = self._count_stored_events(conn, tracker.sender_id)
+            before, stored = self._stored_counts(conn, tracker.sender_id)
             new_events = list(tracker.events)[stored:]
             if not new_events:
                 return
@@ -211,11 +210,19 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         )
 
     @staticmethod
-    def _count_stored_events(conn: Connection, sender_id: Text) -> int:
-        """Events stored since the latest session start (as ``SQLTrackerStore`` counts them)."""
-        query = sa.select(sa.func.count()).select_from(events).where(
-            events.c.sender_id == sender_id, _since_session_start(sender_id))
-        return int(conn.execute(query).scalar_one())
+    def _stored_counts(conn: Connection, sender_id: Text) -> Tuple[Fingerprint, int]:
+        """The fingerprint of ``sender_id``'s rows and how many are since the latest session start.
+
+        The second number is how ``SQLTrackerStore`` counts the stored events of a
+        tracker (one query for both).
+        """
+        since_start = sa.func.coalesce(
+            sa.func.sum(sa.case((_since_session_start(sender_id), 1), else_=0)), 0)
+        row = conn.execute(
+            sa.select(sa.func.max(events.c.id), sa.func.count(), since_start)
+            .where(events.c.sender_id == sender_id)
+        ).one()
+        return Fingerprint(row[0], int(row[1])), int(row[2])
 
 
 def _since_session_start(sender_id: Text) -> sa.sql.ColumnElement:
