@@ -154,6 +154,16 @@ def measure_deployment(deployment: Deployment, plan: Plan, workdir: Path, log: L
     return run
 
 
+def start_with_retry(model: Path, workdir: Path, log: List[str]) -> Deployment:
+    """Start a deployment; once more if the first start fails (a free port taken meanwhile, say)."""
+    try:
+        return start_deployment(model, log_dir=workdir)
+    except RuntimeError as error:
+        log.append(f"  start failed ({error}); starting again")
+        print(log[-1], flush=True)
+        return start_deployment(model, log_dir=workdir)
+
+
 def _nlu_scores(model: Path) -> Dict[str, float]:
     from bench.nlu_eval import TOPIC_LABELS, evaluate_model, read_nlu_examples
 
@@ -281,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for name in names:
                 log.append(f"{name}, repetition {repetition + 1}/{plan.repetitions}")
                 print(log[-1], flush=True)
-                deployment = start_deployment(models[name], log_dir=workdir)
+                deployment = start_with_retry(models[name], workdir, log)
                 try:
                     results[name].runs.append(measure_deployment(deployment, plan, workdir, log))
                 finally:
