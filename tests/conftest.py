@@ -140,6 +140,21 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture
+def screenshot_path(tmp_path: Path):
+    """Where a browser test saves its screenshot.
+
+    Into ``docs/screenshots`` (the pictures the README shows) only when
+    ``UPDATE_SCREENSHOTS=1``; otherwise into the test's temporary directory, so
+    a test run never changes tracked files.
+    """
+    def path(name: str) -> Path:
+        folder = PROJECT_ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+    return path
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium driven by Playwright (never a downloaded browser).

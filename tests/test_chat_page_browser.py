@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from supportbot.settings import PROJECT_ROOT
 from tests.conftest import RunningAssistant
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "chat-page.png"
 
 
-def test_a_person_asks_a_question_and_clicks_a_suggestion(assistant: RunningAssistant, page: Page):
+def test_a_person_asks_a_question_and_clicks_a_suggestion(assistant: RunningAssistant, page: Page,
+                                                        screenshot_path):
     page.goto(assistant.web_url)
     page.fill("#message", "how do I add a colleague to my account?")
     page.press("#message", "Enter")
@@ -28,8 +27,7 @@ def test_a_person_asks_a_question_and_clicks_a_suggestion(assistant: RunningAssi
     suggestions.first.click()
     expect(page.locator(".msg--user").last).to_have_text(first_title)
     expect(page.locator(".msg--bot").last).not_to_contain_text("Did you mean")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path("chat-page.png")))
 
 
 def test_text_from_the_assistant_is_never_run_as_html(assistant: RunningAssistant, page: Page):

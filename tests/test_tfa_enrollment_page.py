@@ -32,10 +32,9 @@ from accounts.security import hash_secret
 from accounts.settings import Settings
 from bench.serving import free_port
 from supportbot.chatpage import create_app
-from supportbot.settings import PROJECT_ROOT, load_settings
+from supportbot.settings import load_settings
 
 DEMO = "tfa@demo.example"
-SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "tfa-enroll.png"
 
 
 class Server:
@@ -252,7 +251,7 @@ def test_not_me_asks_first_then_reports_once(server):
 
 
 @pytest.mark.slow
-def test_a_customer_enrols_a_new_app_in_a_browser(server, page):
+def test_a_customer_enrols_a_new_app_in_a_browser(server, page, screenshot_path):
     from playwright.sync_api import expect
 
     enroll, _ = server.recover()
@@ -260,8 +259,7 @@ def test_a_customer_enrols_a_new_app_in_a_browser(server, page):
     expect(page.locator("svg.qr")).to_be_visible()
     secret = page.locator("#secret").inner_text().replace(" ", "")
     assert len(secret) == 32
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("tfa-enroll.png")), full_page=True)
 
     page.fill("#code", "000000" if _now_code(secret) != "000000" else "111111")
     page.click("button[type=submit]")

@@ -24,7 +24,6 @@ from tests.conftest import stop_process
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "widget.png"
 REPLY_MS = 20_000
 
 
@@ -54,7 +53,7 @@ def ask(page: Page, text: str) -> None:
 
 
 def test_a_customer_chats_in_the_widget_and_finds_the_conversation_after_a_reload(
-    channels: ChannelAssistant, portal: PortalTokenVerifier, page: Page
+    channels: ChannelAssistant, portal: PortalTokenVerifier, page: Page, screenshot_path
 ):
     urls = record_requests(page)
     page.goto(f"{channels.web_url}/widget")
@@ -78,8 +77,7 @@ def test_a_customer_chats_in_the_widget_and_finds_the_conversation_after_a_reloa
     ask(page, "which account types do you have?")
     expect(bot.last).to_contain_text("personal and business", timeout=REPLY_MS)
     page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path("widget.png")))
 
     conversation = channels.tracker_events(verified_sender_id("web", portal.verify(
         portal.issue("1", "clean@demo.example"))))

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from supportbot.settings import PROJECT_ROOT
 from tests.console.conftest import HANDED_OFF, LEAD_EMAIL, LEAD_PASSWORD, ConsoleUnderTest
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "console.png"
 
 
-def test_a_lead_signs_in_filters_opens_a_transcript_tags_it_and_exports(console: ConsoleUnderTest, page: Page):
+def test_a_lead_signs_in_filters_opens_a_transcript_tags_it_and_exports(console: ConsoleUnderTest, page: Page,
+                                                                         screenshot_path):
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{console.url}/conversations")
     expect(page).to_have_url(re.compile(r"/login\?next=/conversations$"))
@@ -44,8 +43,7 @@ def test_a_lead_signs_in_filters_opens_a_transcript_tags_it_and_exports(console:
     expect(page.locator(".tags .tag")).to_have_text(["billing-block"])
     expect(page.locator(".activity")).to_contain_text(f"{LEAD_EMAIL}: tag added billing-block")
     if console.backend == "sqlite":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(screenshot_path("console.png")), full_page=True)
 
     page.click("text=← Back to the list")
     expect(page.locator("#result-count")).to_have_text(f"{len(HANDED_OFF)} conversations match the filters")
