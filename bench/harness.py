@@ -46,7 +46,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 from bench.deployment import Deployment, start_deployment
 from bench.report import (
     CONCURRENCY_LEVELS, SATURATION_P95_MS, PipelineResult, RampStep, RunFigures, evaluate_targets,
-    load_figures, long_conversation_ratio, render, replace_measured,
+    load_figures, long_conversation_ratio, render, replace_measured, results_from_raw,
 )
 from bench.training import read_record, train
 from supportbot.settings import PROJECT_ROOT
@@ -254,7 +254,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--only", choices=("ours", "reference", "cluster"), action="append",
                         help="measure only these (repeatable); default: all")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave docs/benchmarks.md alone")
+    parser.add_argument("--render", type=Path, metavar="RAW_JSON",
+                        help="measure nothing: report a raw results file (results/bench-*.json) again")
     args = parser.parse_args(argv)
+    if args.render:
+        return render_raw(args.render, write=not args.no_write)
     plan = QUICK if args.quick else FULL
     if args.repetitions:
         plan = dataclasses.replace(plan, repetitions=args.repetitions)
@@ -300,7 +304,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     load_after = load_average()
 
     ordered = [results[n] for n in names] + extra
-    targets = evaluate_targets(results[OURS], results.get(REFERENCE), plan.long_turns) if OURS in results else []
     notes += [
         f"Run {started:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}; load average {load_before} before, {load_after} after"
@@ -313,6 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{plan.duration:g} s measured per row. FAQ: 8 held-out FAQ questions per conversation, anonymous. "
         "Custom action: a verified customer (portal token) starts a currency change and asks to remove a user "
         "(both read the account store), stopping each form; only those two turns are in the action rows. "
+        "msg/s: replies completed in the measured window (action rows: with the stop turns). "
         "Client CPU is the load client's CPU time over the measured time (share of one core).",
         f"Throughput: FAQ conversations, concurrency 1, 2, 4, 8, ... ({plan.warmup:g} s warm-up, "
         f"{plan.ramp_duration:g} s measured each) until the p95 reaches {SATURATION_P95_MS:.0f} ms, then one "
@@ -325,17 +329,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes.append("Cluster rows: `supportbot.cluster.start_cluster` with as many action servers as Rasa "
                      "instances, behind nginx, PostgreSQL tracker and account stores (fresh `bench_*` "
                      "databases), Redis lock store (db 2); our model.")
-    report = render(ordered, targets, repetitions=plan.repetitions, notes=notes, long_turns=plan.long_turns)
-    print("\n" + report)
     RESULTS_DIR.mkdir(exist_ok=True)
     raw = RESULTS_DIR / f"bench-{started:%Y%m%d-%H%M%S}.json"
-    raw.write_text(json.dumps({"plan": dataclasses.asdict(plan), "log": log,
+    raw.write_text(json.dumps({"plan": dataclasses.asdict(plan), "notes": notes, "log": log,
                                "results": [dataclasses.asdict(r) for r in ordered]}, indent=1, default=str))
-    print(f"\nraw figures: {raw.relative_to(PROJECT_ROOT)}")
-    if not args.no_write:
+    publish(ordered, plan, notes, write=not args.no_write)
+    print(f"raw figures: {raw.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+def publish(results: List[PipelineResult], plan: Plan, notes: List[str], write: bool) -> None:
+    """Evaluate the targets, print the report and (``write``) put it into docs/benchmarks.md."""
+    by_name = {r.name: r for r in results}
+    targets = (evaluate_targets(by_name[OURS], by_name.get(REFERENCE), plan.long_turns)
+               if OURS in by_name else [])
+    report = render(results, targets, repetitions=plan.repetitions, notes=notes, long_turns=plan.long_turns)
+    print("\n" + report + "\n")
+    if write:
         previous = REPORT.read_text() if REPORT.exists() else ""
         REPORT.write_text(replace_measured(previous, report, DEFAULT_INTRO))
         print(f"written: {REPORT.relative_to(PROJECT_ROOT)}")
+
+
+def render_raw(path: Path, write: bool) -> int:
+    """Print (and write) the report of a raw results file again, without measuring."""
+    data = json.loads(path.read_text())
+    publish(results_from_raw(data["results"]), Plan(**data["plan"]), data.get("notes", []), write)
     return 0
 
 

@@ -262,6 +262,21 @@ def render(results: Sequence[PipelineResult], targets: Sequence[Target], *, repe
     return "\n".join(lines)
 
 
+def results_from_raw(raw: Sequence[Dict]) -> List[PipelineResult]:
+    """Rebuild :class:`PipelineResult` objects from their ``dataclasses.asdict`` form (a raw results file)."""
+    results = []
+    for item in raw:
+        runs = [
+            RunFigures(ready_seconds=run["ready_seconds"], rss_mb=run["rss_mb"],
+                       load={key: LoadFigures(**figures) for key, figures in run["load"].items()},
+                       ramp=[RampStep(**step) for step in run["ramp"]],
+                       long_first_ms=run["long_first_ms"], long_last_ms=run["long_last_ms"])
+            for run in item["runs"]
+        ]
+        results.append(PipelineResult(**{**item, "runs": runs}))
+    return results
+
+
 def replace_measured(document: str, measured: str, default_intro: str) -> str:
     """``document`` with the part between the markers replaced by ``measured``.
 

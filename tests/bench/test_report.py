@@ -113,3 +113,20 @@ def test_the_measured_part_replaces_only_what_is_between_the_markers():
 
     fresh = replace_measured("", "table", "# Benchmarks\n\nIntro.")
     assert fresh.startswith("# Benchmarks\n\nIntro.\n\n" + BEGIN_MARKER) and "table" in fresh
+
+
+def test_a_raw_results_file_renders_the_same_report_again():
+    import dataclasses
+    import json
+
+    from bench.report import results_from_raw
+
+    ours = PipelineResult("ours", runs=[_run(8, 300), _run(9, 280)], train_seconds=16, accuracy=0.97)
+    cluster = PipelineResult("cluster, 1 instance", runs=[RunFigures(float("nan"), {}, ramp=[RampStep(4, 420, 90)])])
+    raw = json.loads(json.dumps([dataclasses.asdict(r) for r in (ours, cluster)]))  # as written to results/
+    again = results_from_raw(raw)
+
+    def report(results):
+        return render(results, evaluate_targets(results[0], None, 300), repetitions=2, notes=[], long_turns=300)
+
+    assert report(again) == report([ours, cluster])
