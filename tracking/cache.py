@@ -21,7 +21,6 @@ default 20000; 0 turns the cache off), least recently used conversations first.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import threading
@@ -50,6 +49,8 @@ class CachedConversation:
 
     fingerprint: Fingerprint
     events: Tuple[Event, ...]
+    #: Timestamp of the latest ``session_started`` among ``events`` (None: no session start).
+    session_start: Optional[float] = None
 
 
 _EVENT_CLASSES: Dict[str, Type[Event]] = {}
@@ -80,6 +81,18 @@ def deserialise_events(records: Iterable[Mapping[str, Any]]) -> List[Event]:
         else:
             logger.warning("An event of a conversation could not be deserialised (%s).", record.get("event"))
     return result
+
+
+def copy_event(event: Event) -> Event:
+    """A shallow copy of ``event`` (what ``copy.copy`` does for events, four times faster)."""
+    new = object.__new__(type(event))
+    new.__dict__.update(event.__dict__)
+    return new
+
+
+def latest_session_start(events: Iterable[Event]) -> Optional[float]:
+    """Timestamp of the latest ``session_started`` in ``events``, None if there is none."""
+    return max((event.timestamp for event in events if isinstance(event, SessionStarted)), default=None)
 
 
 def since_latest_session_start(events: Sequence[Event]) -> List[Event]:
@@ -135,15 +148,21 @@ class ConversationCache:
                 return None
             self._entries.move_to_end(sender_id)
             self.hits += 1
-            return [copy.copy(event) for event in entry.events]
+            return [copy_event(event) for event in entry.events]
 
-    def put(self, sender_id: str, fingerprint: Fingerprint, events: Sequence[Event]) -> None:
-        """Remember the events read from the database at ``fingerprint``."""
+    def put(self, sender_id: str, fingerprint: Fingerprint, events: Sequence[Event],
+            session_start: Optional[float] = None) -> None:
+        """Remember the events read from the database at ``fingerprint``.
+
+        ``session_start``: the latest session start's timestamp, if the caller knows it.
+        """
         with self._lock:
             self._remove(sender_id)
             if len(events) > self.max_events:
                 return
-            self._entries[sender_id] = CachedConversation(fingerprint, tuple(events))
+            if session_start is None:
+                session_start = latest_session_start(events)
+            self._entries[sender_id] = CachedConversation(fingerprint, tuple(events), session_start)
             self._size += len(events)
             while self._size > self.max_events:
                 oldest = next(iter(self._entries))
@@ -168,14 +187,21 @@ class ConversationCache:
                 self._remove(sender_id)
                 return
             new_events = deserialise_events(new_records)
-            known_all = len(entry.events) == before.count
-            if not known_all and any(isinstance(event, SessionStarted) for event in new_events):
-                self._remove(sender_id)  # the earlier sessions' rows are not here to filter
-                return
-            # the same filter as SQLTrackerStore's query, over every row it would consider
-            events = since_latest_session_start(list(entry.events) + new_events)
+            new_start = latest_session_start(new_events)
+            if new_start is not None and (entry.session_start is None or new_start > entry.session_start):
+                if len(entry.events) != before.count:
+                    self._remove(sender_id)  # the earlier sessions' rows are not here to filter
+                    return
+                # the same filter as SQLTrackerStore's query, over every row of the sender
+                events = since_latest_session_start(list(entry.events) + new_events)
+                session_start = new_start
+            elif entry.session_start is None:
+                events, session_start = list(entry.events) + new_events, None
+            else:
+                session_start = entry.session_start
+                events = list(entry.events) + [e for e in new_events if e.timestamp >= session_start]
             after = Fingerprint(max([before.max_id or 0, *new_ids]), before.count + len(new_ids))
-        self.put(sender_id, after, events)
+        self.put(sender_id, after, events, session_start)
 
     def discard(self, sender_id: str) -> None:
         """Forget ``sender_id``."""

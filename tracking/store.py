@@ -25,7 +25,6 @@ pooled (SQLAlchemy 1.4 opens a new one per transaction for files).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from typing import Any, Dict, List, Optional, Text, Tuple
@@ -43,7 +42,7 @@ from sqlalchemy.orm import sessionmaker
 
 from supportbot import handoff_thread
 from supportbot.redaction import redact_tracker_events
-from tracking.cache import ConversationCache, Fingerprint, deserialise_events, max_events_from_env
+from tracking.cache import ConversationCache, Fingerprint, copy_event, deserialise_events, max_events_from_env
 from tracking.db import make_engine, read_transaction, write_transaction
 from tracking.schema import create_schema_when_reachable, events
 from tracking.settings import tracker_db_url
@@ -187,7 +186,7 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
                 rows = conn.execute(self._session_events_query(sender_id)).scalars().all()
                 loaded = deserialise_events(json.loads(data) for data in rows)
                 self.cache.put(sender_id, current, loaded)
-                cached = [copy.copy(event) for event in loaded]
+                cached = [copy_event(event) for event in loaded]
         if not cached:
             return None
         return DialogueStateTracker.from_events(sender_id, cached, self.domain.slots)
