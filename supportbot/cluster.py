@@ -368,7 +368,7 @@ def _parser() -> argparse.ArgumentParser:
 def _compose_nginx_config(rasa_hosts: str, action_hosts: str) -> str:
     return render_nginx_config(
         listen="8000", action_listen="5055", rasa_servers=rasa_hosts.split(","),
-        action_servers=action_hosts.split(","), run_dir="/tmp/nginx", error_log="stderr",
+        action_servers=action_hosts.split(","), run_dir="/tmp", error_log="stderr",
         access_log="/dev/stdout", worker_processes="auto")
 
 

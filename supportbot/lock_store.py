@@ -19,7 +19,9 @@ Two things differ from Rasa's own Redis lock store:
 * the lock lifetime defaults to :data:`DEFAULT_LOCK_LIFETIME_SECONDS` (10 s)
   instead of Rasa's 60 s (``TICKET_LOCK_LIFETIME`` overrides both): an
   instance killed while holding a conversation's lock blocks that conversation
-  only until its ticket expires. A turn takes well under a second here; a turn
+  only until its ticket expires. Waiting tickets are renewed while their
+  process waits, and the holder's when it gets its turn, so only a dead
+  process's ticket runs out. A turn takes well under a second here; a turn
   longer than the lifetime would lose its exclusivity.
 * issuing and returning a ticket (read, change, write of one Redis key) runs
   under a short Redis mutex, so two instances receiving messages of the same
@@ -29,7 +31,9 @@ Two things differ from Rasa's own Redis lock store:
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any, AsyncGenerator, Mapping, Optional, Text
 
 from contextlib import asynccontextmanager
@@ -122,6 +126,38 @@ class ConfiguredLockStore(RedisLockStore):
         """Drop expired tickets (under the mutex, like every read-change-write)."""
         with self._mutex(conversation_id):
             super().update_lock(conversation_id)
+
+    def renew_ticket(self, conversation_id: Text, ticket_number: int) -> Optional[TicketLock]:
+        """Drop expired tickets and give ``ticket_number`` a full lifetime from now.
+
+        Returns the lock, or None when the ticket is gone (it expired).
+        """
+        with self._mutex(conversation_id):
+            lock = self.get_lock(conversation_id)
+            ticket = lock._ticket_for_ticket_number(ticket_number) if lock else None
+            if ticket is None:
+                return None
+            ticket.expires = time.time() + self.lifetime
+            self.save_lock(lock)
+            return lock
+
+    async def _acquire_lock(self, conversation_id: Text, ticket: int,
+                            wait_time_in_seconds: float) -> TicketLock:
+        """Wait for our turn, renewing our ticket at every look (a lease).
+
+        Rasa counts a ticket's lifetime from when it was drawn, so a message
+        that waited behind a dead instance's ticket could get its turn with
+        almost no lifetime left, and a waiter whose own ticket expired would
+        poll for ever. Here only tickets of processes that stopped renewing
+        (killed ones) expire, and the holder gets a full lifetime for its turn.
+        """
+        while True:
+            lock = self.renew_ticket(conversation_id, ticket)
+            if lock is None:
+                raise LockError(f"The lock ticket of conversation '{conversation_id}' expired.")
+            if not lock.is_locked(ticket):
+                return lock
+            await asyncio.sleep(wait_time_in_seconds)
 
     def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
         """Return the ticket; delete the lock when nobody waits (under the mutex)."""

@@ -1,0 +1,56 @@
+"""The deployment files are consistent with the code: nginx accepts the configs, compose runs real modules."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from supportbot.cluster import _compose_nginx_config, check_nginx_config, render_nginx_config
+from supportbot.settings import PROJECT_ROOT
+
+DEPLOY = PROJECT_ROOT / "deploy"
+
+
+def test_the_committed_compose_nginx_config_is_the_rendered_template():
+    assert (DEPLOY / "nginx.conf").read_text() == _compose_nginx_config(
+        "rasa-1:5005,rasa-2:5005", "actions-1:5055,actions-2:5055"), \
+        "deploy/nginx.conf is stale: python -m supportbot.cluster nginx-config > deploy/nginx.conf"
+
+
+@pytest.mark.parametrize("variant", ["local", "compose"])
+def test_nginx_accepts_the_config(variant: str, tmp_path: Path):
+    if variant == "local":
+        text = render_nginx_config(listen="127.0.0.1:1", action_listen="127.0.0.1:2",
+                                   rasa_servers=["127.0.0.1:3", "127.0.0.1:4"],
+                                   action_servers=["127.0.0.1:5"], run_dir=str(tmp_path),
+                                   error_log=str(tmp_path / "error.log"), debug_headers=True)
+    else:  # the compose config, with addresses nginx can resolve here
+        text = _compose_nginx_config("127.0.0.1:3,127.0.0.1:4", "127.0.0.1:5").replace(
+            "/tmp/", f"{tmp_path}/")
+    assert "@" not in text.replace("@NAME@", "")
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    check_nginx_config(config, tmp_path)  # raises with nginx's message
+
+
+def test_compose_services_run_modules_and_files_of_the_image():
+    compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        if not service.get("image", "").startswith("${SUPPORTBOT_IMAGE"):
+            continue
+        assert command[:2] == ["python", "-m"], name
+        modules = [command[2]] + ([command[3]] if command[2] == "supportbot.log_redaction" else [])
+        for module in modules:
+            assert importlib.util.find_spec(module) is not None, (name, module)
+            assert f"COPY {module.split('.')[0]}/" in dockerfile or module.startswith("rasa"), (name, module)
+        for option in ("--credentials", "--endpoints", "--model"):
+            if option in command:
+                path = command[command.index(option) + 1]
+                assert (PROJECT_ROOT / path).exists() and path.split("/")[-1] in dockerfile, path
+    rasa = compose["services"]["rasa-1"]["environment"]
+    assert rasa["REDIS_URL"].startswith("redis://") and rasa["TRACKER_DB_URL"].startswith("postgresql://")
