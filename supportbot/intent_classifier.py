@@ -8,13 +8,19 @@ faster than DIET per message (docs/pipeline.md has the measurements).
 
 It reads the message text itself, so it needs no featurizer before it; use it
 with a tokenizer (Rasa requires one) and a ``FallbackClassifier`` after it.
-The trained model is stored with skops, which loads only trusted types.
+The trained model is stored as plain arrays (``numpy.savez``, loaded with
+``allow_pickle=False``): nothing in a model file can run code, and loading it
+does not import skops (0.5 s and 25 MB per process: docs/performance.md).
+Models stored with skops by earlier versions still load (trusted types only).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -30,7 +36,10 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "tfidf_intent_classifier.skops"
+MODEL_FILE = "tfidf_intent_classifier.npz"
+#: The format of earlier versions (skops), still read.
+SKOPS_MODEL_FILE = "tfidf_intent_classifier.skops"
+VECTORIZERS = ("words", "chars")
 # Types a stored model may contain; anything else is refused at load time.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 
@@ -84,7 +93,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
-        return ["sklearn", "skops"]
+        return ["sklearn"]
 
     def __init__(
         self,
@@ -142,11 +151,9 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         return messages
 
     def persist(self) -> None:
-        """Store the trained pipeline in the model."""
-        import skops.io as sio
-
+        """Store the trained pipeline in the model (fitted arrays only, see :func:`pipeline_arrays`)."""
         with self._model_storage.write_to(self._resource) as model_dir:
-            sio.dump(self.pipeline, model_dir / MODEL_FILE)
+            np.savez(model_dir / MODEL_FILE, **pipeline_arrays(self.pipeline))
 
     @classmethod
     def load(
@@ -158,17 +165,63 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         **kwargs: Any,
     ) -> "TfidfIntentClassifier":
         """Load the trained pipeline; an untrained one if the model has none."""
-        import skops.io as sio
-
         try:
             with model_storage.read_from(resource) as model_dir:
-                path = model_dir / MODEL_FILE
-                untrusted = sio.get_untrusted_types(file=path)
-                refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-                if refused:
-                    raise ValueError(f"untrusted types in {path}: {refused}")
-                pipeline = sio.load(path, trusted=untrusted)
+                if (model_dir / MODEL_FILE).exists():
+                    with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
+                        pipeline = pipeline_from_arrays({**cls.get_default_config(), **config}, arrays)
+                else:
+                    pipeline = _load_skops(model_dir / SKOPS_MODEL_FILE)
         except ValueError as error:
             logger.warning("Could not load %s: %s", cls.__name__, error)
             pipeline = None
         return cls(config, model_storage, resource, pipeline)
+
+
+def pipeline_arrays(pipeline: Pipeline) -> Dict[str, np.ndarray]:
+    """The fitted state of a pipeline from :func:`build_pipeline`, as plain arrays.
+
+    Per vectorizer its terms in column order and IDF weights; the classifier's
+    classes, coefficients and intercepts. Strings are stored as unicode arrays,
+    so the file loads without pickle.
+    """
+    union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+    arrays: Dict[str, np.ndarray] = {}
+    for name, vectorizer in union.transformer_list:
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+        arrays[f"{name}_terms"] = np.array(terms, dtype=str)
+        arrays[f"{name}_idf"] = vectorizer.idf_
+    arrays["classes"] = np.array([str(c) for c in classifier.classes_], dtype=str)
+    arrays["coef"] = classifier.coef_
+    arrays["intercept"] = classifier.intercept_
+    arrays["n_iter"] = classifier.n_iter_
+    return arrays
+
+
+def pipeline_from_arrays(config: Dict[Text, Any], arrays: Any) -> Pipeline:
+    """A fitted pipeline rebuilt from :func:`build_pipeline` and :func:`pipeline_arrays`' output."""
+    pipeline = build_pipeline(config)
+    union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+    for name, vectorizer in union.transformer_list:
+        terms = arrays[f"{name}_terms"].tolist()
+        vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms)}
+        vectorizer.fixed_vocabulary_ = False
+        vectorizer.stop_words_ = set()
+        vectorizer.idf_ = arrays[f"{name}_idf"]
+    classifier.classes_ = arrays["classes"]
+    classifier.coef_ = arrays["coef"]
+    classifier.intercept_ = arrays["intercept"]
+    classifier.n_iter_ = arrays["n_iter"]
+    classifier.n_features_in_ = classifier.coef_.shape[1]
+    return pipeline
+
+
+def _load_skops(path: Path) -> Pipeline:
+    """A pipeline stored with skops by an earlier version (trusted types only)."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise ValueError(f"untrusted types in {path}: {refused}")
+    return sio.load(path, trusted=untrusted)
