@@ -45,9 +45,13 @@ def postgres_database(prefix: str) -> Iterator[str]:
         drop_postgres_database(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
-    """Two Rasa instances and two action servers behind nginx, on PostgreSQL and Redis."""
+    """Two Rasa instances and two action servers behind nginx, on PostgreSQL and Redis.
+
+    Shared by this folder's tests and stopped after them. The test that kills
+    an instance (test_survives_killed_instance.py) runs last, by file name.
+    """
     if not os.access(NGINX_BINARY, os.X_OK):
         pytest.fail(f"{NGINX_BINARY} is missing: `make test` installs it (scripts/ensure_nginx.sh).")
     try:
