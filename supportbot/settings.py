@@ -57,7 +57,7 @@ environment first.
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: the webhook answers 503) | Bearer token (16+ characters) the helpdesk sends to the console's ``POST /helpdesk/webhook`` to give a conversation back to the assistant (accounts/README.md, "Releasing a handed-over conversation") |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | database of the conversation log (tracker store, review index, review console); ``postgresql://user@host:5432/db`` for PostgreSQL |
-| ``TRACKER_CACHE_EVENTS`` | ``20000`` | events of recent conversations each Rasa process keeps in memory, checked against the database before each use (tracking/cache.py, docs/performance.md); ``0`` turns the cache off |
+| ``TRACKER_CACHE_EVENTS`` | ``10000`` | events (about 2 KB each) of recent conversations each Rasa process keeps in memory, checked against the database before each use (tracking/cache.py, docs/performance.md); ``0`` turns the cache off |
 | ``CONSOLE_HOST`` | ``127.0.0.1`` | interface of the review console |
 | ``CONSOLE_PORT`` | ``8081`` | port of the review console |
 | ``CONSOLE_SESSION_HOURS`` | ``12`` | how long a support lead's sign-in lasts |

@@ -16,7 +16,7 @@ unchanged; any event stored or deleted by another process changes it, and the
 conversation is then read from the database again.
 
 Memory is bounded by a total number of cached events (``TRACKER_CACHE_EVENTS``,
-default 20000; 0 turns the cache off), least recently used conversations first.
+default 10000, about 20 MB; 0 turns the cache off), least recently used conversations first.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rasa.shared.utils.common import all_subclasses
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EVENTS = 20_000
+DEFAULT_MAX_EVENTS = 10_000
 
 
 class Fingerprint(NamedTuple):
@@ -105,7 +105,7 @@ def since_latest_session_start(events: Sequence[Event]) -> List[Event]:
 
 
 def max_events_from_env(env: Optional[Mapping[str, str]] = None) -> int:
-    """``TRACKER_CACHE_EVENTS`` (default 20000; 0 turns the cache off)."""
+    """``TRACKER_CACHE_EVENTS`` (default 10000, about 20 MB; 0 turns the cache off)."""
     env = os.environ if env is None else env
     value = int(env.get("TRACKER_CACHE_EVENTS", DEFAULT_MAX_EVENTS))
     if value < 0:
