@@ -66,8 +66,10 @@ class Deployment:
         return {name: process.pid for name, process in self.processes.items()}
 
     def resident_mb(self) -> Dict[str, float]:
-        """Resident memory of each process in MB, now."""
-        return {name: resident_mb(pid) for name, pid in self.pids().items()}
+        """Resident memory of each process in MB now ("rasa", "actions") and its peak ("rasa_peak", ...)."""
+        now = {name: resident_mb(pid) for name, pid in self.pids().items()}
+        peak = {f"{name}_peak": resident_mb(pid, "VmHWM") for name, pid in self.pids().items()}
+        return {**now, **peak}
 
     def stop(self) -> None:
         """Stop both processes and delete the throw-away stores."""

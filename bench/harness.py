@@ -322,7 +322,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{plan.ramp_duration:g} s measured each) until the p95 reaches {SATURATION_P95_MS:.0f} ms, then one "
         "step halfway back; the highest rate with the p95 below the limit and no failed reply counts.",
         f"Long conversation: {plan.long_turns} FAQ turns in one session, one at a time.",
-        "RSS: read after the load of each repetition. Held-out NLU: `tests/nlu_holdout.yml`, one evaluation "
+        "RSS: read after the load of each repetition, with the process's peak so far (VmHWM). "
+        "Held-out NLU: `tests/nlu_holdout.yml`, one evaluation "
         "(deterministic). Our training time: one `rasa train --force` of `config.yml` in this run.",
     ]
     if extra:

@@ -26,12 +26,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def resident_mb(pid: int) -> float:
-    """Resident memory of a process in MB (Linux /proc)."""
+def resident_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process in MB (Linux /proc); ``field="VmHWM"``: its peak so far."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -55,7 +55,7 @@ def test_target_verdicts(measured, op, limit, verdict):
 
 
 def _run(faq_p50: float, throughput: float, ready: float = 5.0, first: float = 10.0, last: float = 12.0) -> RunFigures:
-    run = RunFigures(ready_seconds=ready, rss_mb={"rasa": 500.0, "actions": 60.0},
+    run = RunFigures(ready_seconds=ready, rss_mb={"rasa": 500.0, "actions": 60.0, "rasa_peak": 610.0, "actions_peak": 61.0},
                      long_first_ms=first, long_last_ms=last)
     for concurrency in (1, 20, 50):
         run.load[RunFigures.key("faq", concurrency)] = load_figures([faq_p50] * 10, 100.0)
@@ -78,6 +78,8 @@ def test_figures_are_medians_over_repetitions_and_targets_use_them():
     assert targets["action turn p95, 1 conversation"].measured == 27
     assert targets["action turn p95, 1 conversation"].verdict == "pass"
     assert targets["turn 291-300 / turn 1-10 (p50)"].measured == pytest.approx(1.2)
+    memory = targets["Rasa process resident memory (peak)"]
+    assert (memory.measured, memory.verdict) == (610, "FAIL")  # 500 MB after the load, but it peaked over 600
 
 
 def test_without_a_reference_the_ratio_target_is_not_measured():
@@ -85,6 +87,18 @@ def test_without_a_reference_the_ratio_target_is_not_measured():
     targets = {t.label: t for t in evaluate_targets(ours, None, long_turns=300)}
     assert targets["throughput, ours / reference"].verdict == "not measured"
     assert targets["saturated throughput (p95 < 250 ms)"].verdict == "pass"
+
+
+def test_cluster_rows_are_skipped_with_a_reason_while_the_module_is_missing(monkeypatch):
+    import sys
+
+    from bench import harness
+
+    monkeypatch.setitem(sys.modules, "supportbot.cluster", None)  # import fails as if the file were absent
+    notes = []
+    assert harness.cluster_results(harness.QUICK, [], notes) == []
+    assert notes == ["Cluster rows not measured: supportbot.cluster is not usable "
+                     "(ModuleNotFoundError: import of supportbot.cluster halted; None in sys.modules)."]
 
 
 def test_report_shows_every_row_the_verdicts_and_the_repetitions():
@@ -101,7 +115,7 @@ def test_report_shows_every_row_the_verdicts_and_the_repetitions():
         for concurrency in (1, 20, 50):
             assert f"| ours | {kind} | {concurrency} |" in text
     assert "| cluster, 2 instances | 420 | 4 | 90.0 ms |" in text
-    assert "| ours | 5.0 s | 500 MB | 60 MB | 16 s |" in text and "97.3%" in text
+    assert "| ours | 5.0 s | 500 MB (peak 610 MB) | 60 MB (peak 61 MB) | 16 s |" in text and "97.3%" in text
     assert "- Cluster rows not measured: x" in text
 
 
