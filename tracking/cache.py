@@ -150,6 +150,14 @@ class ConversationCache:
             self.hits += 1
             return [copy_event(event) for event in entry.events]
 
+    def stored_since_start(self, sender_id: str, current: Fingerprint) -> Optional[int]:
+        """How many events since the session start are stored, if the entry is ``current``; else None."""
+        with self._lock:
+            entry = self._entries.get(sender_id)
+            if entry is None or entry.fingerprint != current:
+                return None
+            return len(entry.events)
+
     def put(self, sender_id: str, fingerprint: Fingerprint, events: Sequence[Event],
             session_start: Optional[float] = None) -> None:
         """Remember the events read from the database at ``fingerprint``.

@@ -132,12 +132,15 @@ class ReviewableSQLTrackerStore(SQLTrackerStore):
         """Store the tracker's new events and update the review index in one transaction."""
         await self.stream_events(tracker)
         with write_transaction(self.engine) as conn:
-            before, stored = self._stored_counts(conn, tracker.sender_id)
+            before = self._fingerprint(conn, tracker.sender_id)
+            stored = self.cache.stored_since_start(tracker.sender_id, before)
+            if stored is None:
+                before, stored = self._stored_counts(conn, tracker.sender_id)
             new_events = list(tracker.events)[stored:]
             if not new_events:
                 return
             records = self._redacted(new_events)
-            ids = record_events(conn, tracker.sender_id, records)
+            ids = record_events(conn, tracker.sender_id, records, previous_max_id=before.max_id or 0)
         # after the commit: only committed rows may be described by the cache
         self.cache.extend(tracker.sender_id, before, stored, records, ids)
         logger.debug("Stored %d events of a conversation.", len(new_events))

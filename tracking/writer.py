@@ -41,13 +41,17 @@ def event_row(sender_id: str, record: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
-def record_events(conn: Connection, sender_id: str, records: Sequence[Mapping[str, Any]]) -> List[int]:
+def record_events(conn: Connection, sender_id: str, records: Sequence[Mapping[str, Any]],
+                  previous_max_id: Optional[int] = None) -> List[int]:
     """Insert events and update the review index, in the caller's transaction.
 
     Args:
         conn: Connection inside a write transaction.
         sender_id: The conversation.
         records: Event dicts (``Event.as_dict()``), already redacted, in order.
+        previous_max_id: The conversation's highest event id before these
+            inserts (0: none), read in this transaction, if the caller knows it;
+            the index then skips looking for missed events when it is up to date.
 
     Returns:
         The ids of the inserted ``events`` rows.
@@ -60,7 +64,7 @@ def record_events(conn: Connection, sender_id: str, records: Sequence[Mapping[st
         return ids
     try:
         with conn.begin_nested():
-            update_index(conn, sender_id, list(zip(ids, records)))
+            update_index(conn, sender_id, list(zip(ids, records)), previous_max_id)
     except Exception:  # the events are the record: never lose them for the index
         logger.exception(
             "Review index not updated for a conversation; the next save or "
@@ -79,8 +83,12 @@ def load_summary(conn: Connection, sender_id: str, *, for_update: bool = False) 
 
 
 def update_index(conn: Connection, sender_id: str,
-                 new_events: List[Tuple[int, Mapping[str, Any]]]) -> None:
-    """Fold every event of ``sender_id`` not yet in its summary (see module docstring)."""
+                 new_events: List[Tuple[int, Mapping[str, Any]]],
+                 previous_max_id: Optional[int] = None) -> None:
+    """Fold every event of ``sender_id`` not yet in its summary (see module docstring).
+
+    ``previous_max_id``: see :func:`record_events`.
+    """
     summary = load_summary(conn, sender_id, for_update=True)
     is_new = summary is None
     if summary is None:
@@ -93,7 +101,8 @@ def update_index(conn: Connection, sender_id: str,
     )
     if first_new is not None:
         missed_query = missed_query.where(events.c.id < first_new)
-    missed = [(row.id, _load(row.data)) for row in conn.execute(missed_query)]
+    up_to_date = previous_max_id is not None and (summary.last_event_id or 0) == previous_max_id
+    missed = [] if up_to_date else [(row.id, _load(row.data)) for row in conn.execute(missed_query)]
     result = fold(summary, missed + list(new_events))
     if is_new:
         conn.execute(conversation_summary.insert(), summary.as_row())
