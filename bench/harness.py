@@ -165,7 +165,11 @@ def start_with_retry(model: Path, workdir: Path, log: List[str]) -> Deployment:
 
 
 def _nlu_scores(model: Path) -> Dict[str, float]:
+    import warnings
+
     from bench.nlu_eval import TOPIC_LABELS, evaluate_model, read_nlu_examples
+
+    warnings.simplefilter("ignore")  # Rasa's and TensorFlow's deprecation noise would bury the progress lines
 
     report = evaluate_model(model, read_nlu_examples(PROJECT_ROOT / "tests" / "nlu_holdout.yml"))
     return {"accuracy": report.accuracy, "min_topic_f1": min(report.f1[t] for t in TOPIC_LABELS),
