@@ -8,6 +8,7 @@ too), has its message and traceback passed through
 ``python -m supportbot.log_redaction rasa run ...`` and
 ``python -m supportbot.log_redaction rasa_sdk --actions actions ...`` start
 the Rasa server and the action server with it installed (the runner does).
+For ``rasa`` it also installs :mod:`supportbot.rasa_fixes`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def main() -> None:
         raise SystemExit("usage: python -m supportbot.log_redaction MODULE [ARGS...]")
     install()
     module, sys.argv = sys.argv[1], sys.argv[1:]
+    if module == "rasa":
+        from supportbot import rasa_fixes
+
+        rasa_fixes.install()  # measured Rasa costs, fixed at run time (see that module)
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
