@@ -29,11 +29,11 @@ train: $(MODEL)
 
 # Debian's Chromium for the browser tests (installed with apt-get if missing).
 browser:
-	scripts/ensure_browser.sh
+	scripts/ensure_debian_package.sh chromium "$${CHROMIUM_PATH:-/usr/bin/chromium}" CHROMIUM_PATH "the browser tests"
 
 # Debian's nginx for the scale-out deployment and its tests (apt-get if missing).
 nginx:
-	scripts/ensure_nginx.sh
+	scripts/ensure_debian_package.sh nginx "$${NGINX_BINARY:-/usr/sbin/nginx}" NGINX_BINARY "the scale-out deployment"
 
 # Scale-out deployment in the foreground (Ctrl-C stops it): 2 Rasa instances and
 # 2 action servers behind nginx, on PostgreSQL (TRACKER_DB_URL, ACCOUNTS_DB_URL) and

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from bench.serving import free_port, resident_mb
+from bench.serving import resident_mb
 from supportbot.portal_token import PortalTokenVerifier
-from supportbot.runner import is_up, process_specs, stop_all
+from supportbot.runner import free_port, is_up, process_specs, stop_all
 from supportbot.settings import PROJECT_ROOT, load_settings
 
 READY_TIMEOUT_SECONDS = 300.0

@@ -50,8 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, IO, List, Mapping, Optional, Sequence
 
-from bench.serving import free_port
-from supportbot.runner import ensure_portal_secret, process_specs, wait_until_up
+from supportbot.runner import ensure_portal_secret, free_port, process_specs, wait_until_up
 from supportbot.settings import PROJECT_ROOT, load_settings
 
 logger = logging.getLogger("supportbot.cluster")

@@ -52,7 +52,7 @@ environment first.
 | ``CLUSTER_PORT`` | a free port | nginx front port of ``make run-cluster`` (supportbot/cluster.py, docs/deployment.md) |
 | ``CLUSTER_RASA_INSTANCES`` | ``2`` | Rasa instances ``make run-cluster`` starts |
 | ``CLUSTER_ACTION_SERVERS`` | ``2`` | action servers ``make run-cluster`` starts |
-| ``NGINX_BINARY`` | ``/usr/sbin/nginx`` | the nginx ``make run-cluster`` runs as its child (Debian's package; scripts/ensure_nginx.sh installs it) |
+| ``NGINX_BINARY`` | ``/usr/sbin/nginx`` | the nginx ``make run-cluster`` runs as its child (Debian's package; scripts/ensure_debian_package.sh installs it) |
 | ``HANDOFF_TIMEOUT_MINUTES`` | ``30`` | how long a conversation handed to a person stays paused for the bot when nobody releases it (only with ``HELPDESK_URL``) |
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: the webhook answers 503) | Bearer token (16+ characters) the helpdesk sends to the console's ``POST /helpdesk/webhook`` to give a conversation back to the assistant (accounts/README.md, "Releasing a handed-over conversation") |
 | ``LOG_LEVEL`` | ``INFO`` | log level of all processes (never DEBUG in production: Rasa logs message text at DEBUG) |

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -12,8 +13,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import requests
 
-from bench.serving import free_port
-from supportbot.runner import wait_until_up
+from supportbot.runner import free_port, wait_until_up
 from supportbot.settings import PROJECT_ROOT
 
 MODEL_PATH = PROJECT_ROOT / "models" / "assistant.tar.gz"
@@ -140,6 +140,21 @@ CHROMIUM_ARGS = [
 ]
 
 
+def reply_texts(replies: List[Dict]) -> str:
+    """The texts of the assistant's REST replies, joined with spaces."""
+    return " ".join(reply.get("text", "") for reply in replies)
+
+
+def wait_for(condition, timeout: float = 40.0, every: float = 0.25) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
 @pytest.fixture
 def screenshot_path(tmp_path: Path):
     """Where a browser test saves its screenshot.
@@ -166,7 +181,7 @@ def browser():
 
     executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if not Path(executable).exists():
-        pytest.fail(f"{executable} missing: `make test` installs it (scripts/ensure_browser.sh).")
+        pytest.fail(f"{executable} missing: `make test` installs it (scripts/ensure_debian_package.sh).")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium

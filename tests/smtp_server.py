@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import email
 import email.policy
-import socket
 import ssl
 import threading
 import time
@@ -23,12 +22,7 @@ from typing import Any, Deque, List, Optional
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from supportbot.runner import free_port
 
 
 @dataclass

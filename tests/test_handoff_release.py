@@ -14,16 +14,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 import uuid
-from typing import Dict, Iterator, List
+from typing import Iterator
 
 import pytest
 import requests
 import sqlalchemy as sa
 
 from accounts.models import AuditEvent, SupportRequest, SupportRequestMessage
-from tests.conftest import RunningAssistant, assistant_env, start_assistant, stop_process
+from tests.conftest import RunningAssistant, assistant_env, start_assistant, stop_process, wait_for
+from tests.conftest import reply_texts as texts
 from tests.console.conftest import LEAD_EMAIL, LEAD_PASSWORD, create_lead, csrf_of
 from tests.fake_helpdesk import FakeHelpdesk
 from tests.operations.conftest import Customer, Store, postgres_database
@@ -74,19 +74,6 @@ class Desk:
             messages = session.execute(sa.select(sa.func.count(SupportRequestMessage.id)).where(
                 SupportRequestMessage.delivered_at.is_(None), SupportRequestMessage.failed_at.is_(None))).scalar_one()
         return pending == 0 and messages == 0
-
-
-def texts(replies: List[Dict]) -> str:
-    return " ".join(r.get("text", "") for r in replies)
-
-
-def wait_for(condition, timeout: float = 40.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return False
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import assistant_env, start_assistant, stop_process
+from tests.conftest import assistant_env, start_assistant, stop_process, wait_for
+from tests.conftest import reply_texts as texts
 from tests.fake_helpdesk import FakeHelpdesk
 
 pytestmark = pytest.mark.slow
@@ -31,19 +32,6 @@ def helpdesk_assistant(model_path, tmp_path_factory):
     yield assistant, helpdesk
     stop_process(process)
     helpdesk.stop()
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def texts(replies) -> str:
-    return " ".join(r.get("text", "") for r in replies)
 
 
 def test_a_person_takes_over_and_the_customer_is_heard_meanwhile(helpdesk_assistant):

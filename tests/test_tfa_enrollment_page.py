@@ -30,7 +30,7 @@ from accounts.deps import Actor, Deps
 from accounts.models import OutboxNotification, TfaEnrolment, TfaEnrollmentToken, TfaRecoveryCode
 from accounts.security import hash_secret
 from accounts.settings import Settings
-from bench.serving import free_port
+from supportbot.runner import free_port
 from supportbot.chatpage import create_app
 from supportbot.settings import load_settings
 

@@ -29,7 +29,7 @@ from accounts.db import make_session_factory, upgrade, write_session
 from accounts.demo import DEMO_RECOVERY_CODES, demo_account_id, load_demo
 from accounts.models import TfaEnrolment, TfaPendingProof, TfaRecoveryCode
 from accounts.security import hash_secret
-from bench.serving import free_port
+from supportbot.runner import free_port
 from supportbot.runner import wait_until_up
 from tests.accounts.conftest import PG_ADMIN_DEFAULT
 from tests.conftest import stop_process

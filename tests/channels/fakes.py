@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from aiohttp import web
 
-from bench.serving import free_port
+from supportbot.runner import free_port
 
 WAIT_SECONDS = 30.0
 

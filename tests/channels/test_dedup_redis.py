@@ -24,7 +24,7 @@ import requests
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Sanic
 
-from bench.serving import free_port
+from supportbot.runner import free_port
 from channels.dedup import KEY_PREFIX, RecentIds, RedisRecentIds, recent_ids
 from channels.slack import PortalSlackInput
 from channels.telegram import PortalTelegramInput

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from actions import messages
-from bench.serving import free_port
+from supportbot.runner import free_port
 from channels.rest import verified_sender_id
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.runner import wait_until_up

@@ -40,7 +40,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.serving import free_port
+from supportbot.runner import free_port
 from channels.rest import verified_sender_id
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.settings import PROJECT_ROOT

@@ -53,7 +53,7 @@ def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
     an instance (test_survives_killed_instance.py) runs last, by file name.
     """
     if not os.access(NGINX_BINARY, os.X_OK):
-        pytest.fail(f"{NGINX_BINARY} is missing: `make test` installs it (scripts/ensure_nginx.sh).")
+        pytest.fail(f"{NGINX_BINARY} is missing: `make test` installs it (scripts/ensure_debian_package.sh).")
     try:
         redis.StrictRedis.from_url(REDIS_TEST_URL, socket_timeout=5).flushdb()
     except redis.RedisError as error:
