@@ -68,7 +68,7 @@ from accounts.results import (
     Refused,
     Result,
 )
-from accounts.security import hash_secret, is_valid_email, normalize_code, normalize_email
+from accounts.security import hash_secret, is_valid_email, normalize_email
 
 PURPOSE = "channel_link"
 _CHANNEL_RE = re.compile(r"^[a-z0-9_.-]{1,%d}$" % CHANNEL_LENGTH)
@@ -229,8 +229,7 @@ def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, i
     return run_operation(
         deps, operation="confirm_link", idempotency_key=idempotency_key, actor=None,
         actor_label=f"channel:{channel}",
-        params={"channel": channel, "channel_user_id_sha256": hash_secret(channel_user_id),
-                "code_sha256": hash_secret(normalize_code(code))},
+        params={"channel": channel, "channel_user_id_sha256": hash_secret(channel_user_id)},
         body=body,
     )
 

@@ -133,10 +133,16 @@ def _json_ready(data: Mapping[str, Any]) -> Dict[str, Any]:
 def fingerprint(operation: str, actor: Optional[Actor], params: Mapping[str, Any]) -> str:
     """Return the SHA-256 of operation, actor and parameters (canonical JSON).
 
+    The fingerprint is stored with the idempotency key, so ``params`` never
+    hold a short code, not even hashed: the SHA-256 of a 6-digit code (or of
+    JSON around it) is reversed by trying the million codes. Leaving a code
+    out is safe because a key names one message, and so one typed code.
+
     Args:
         operation: Operation name.
         actor: The acting member, if any.
-        params: Parameters; secrets must already be hashed by the caller.
+        params: Parameters; no short codes; long random secrets (tokens,
+            recovery codes) only as their SHA-256.
 
     Returns:
         64 hex characters.

@@ -44,7 +44,6 @@ from accounts.results import (
     StepUpGranted,
     StepUpStarted,
 )
-from accounts.security import hash_secret, normalize_code
 
 #: Operations that need a step-up grant.
 OPERATIONS = STEP_UP_OPERATIONS
@@ -181,7 +180,7 @@ def verify_step_up(deps: Deps, actor: Actor, operation: str, code: str, *, idemp
 
     return run_operation(
         deps, operation="verify_step_up", idempotency_key=idempotency_key, actor=actor,
-        params={"operation": operation, "code_sha256": hash_secret(normalize_code(code))}, body=body,
+        params={"operation": operation}, body=body,  # never the code: see fingerprint()
     )
 
 

@@ -457,8 +457,7 @@ def complete_tfa_recovery(
 
     return run_operation(
         deps, operation="complete_tfa_recovery", idempotency_key=idempotency_key, actor=actor,
-        params={"recovery_code_sha256": hash_secret(normalize_code(recovery_code)),
-                "email_code_sha256": hash_secret(normalize_code(email_code))},
+        params={"recovery_code_sha256": hash_secret(normalize_code(recovery_code))},  # not the e-mailed code
         body=body,
     )
 
@@ -589,7 +588,7 @@ def complete_held_tfa_recovery(
 
     return run_operation(
         deps, operation="complete_held_tfa_recovery", idempotency_key=idempotency_key, actor=actor,
-        params={"conversation_id": conversation_id, "email_code_sha256": hash_secret(normalize_code(email_code))},
+        params={"conversation_id": conversation_id},  # never the e-mailed code: see fingerprint()
         body=body,
     )
 
@@ -736,7 +735,7 @@ def complete_enrollment(deps: Deps, *, token: str, code: str, idempotency_key: s
     return run_operation(
         deps, operation="complete_enrollment", idempotency_key=idempotency_key, actor=None,
         actor_label="enrollment-token-holder",
-        params={"token_hash": token_hash, "code_sha256": hash_secret(normalize_code(code))}, body=body,
+        params={"token_hash": token_hash}, body=body,  # never the app's code: see fingerprint()
     )
 
 

@@ -204,3 +204,19 @@ def test_a_code_for_an_account_closed_meanwhile_links_nothing(world):
     before = world.snapshot()
 
     world.assert_refused(before, confirm(world, last_code(world)), "account_closed")
+
+
+def test_the_idempotency_record_of_a_confirmation_says_nothing_about_the_code(world):
+    """The stored request fingerprint must not let anyone try the million 6-digit codes against it."""
+    world.account()
+    request(world, "owner@example.com")
+    first_code = last_code(world)
+    assert confirm(world, first_code).ok
+    request(world, "owner@example.com")  # relinking the same chat identity with a new code
+    second_code = last_code(world)
+    assert confirm(world, second_code).ok
+
+    confirmations = [r for r in world.idempotency_records() if r.operation == "confirm_link"]
+    assert len(confirmations) == 2
+    # same operation, channel and chat identity: the codes typed leave no trace in the fingerprint
+    assert confirmations[0].request_hash == confirmations[1].request_hash

@@ -342,3 +342,16 @@ def test_parallel_guessing_is_counted_one_by_one(world):
     reasons = [r.reason for r in results]
     assert reasons.count(Reason.CODE_INVALID) == 5 and reasons.count(Reason.TOO_MANY_ATTEMPTS) == 15
     assert world.all(VerificationFailure)[0].failures == 5
+
+
+def test_the_idempotency_record_of_a_verification_says_nothing_about_the_code(world):
+    """A SHA-256 of a 6-digit code (or of JSON around it) is reversed by trying a million codes."""
+    acc = world.account()
+    enable_tfa(world, acc)
+    assert verify(world, acc, totp(SECRET, world.clock())).ok
+    world.clock.advance(minutes=2)
+    assert verify(world, acc, totp(SECRET, world.clock())).ok
+
+    verifications = [r for r in world.idempotency_records() if r.operation == "verify_step_up"]
+    assert len(verifications) == 2
+    assert verifications[0].request_hash == verifications[1].request_hash
