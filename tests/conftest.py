@@ -134,6 +134,10 @@ def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
     stop_process(process)
 
 
+#: How long a browser test waits for the assistant's reply or a page change (Playwright's
+#: default is 5 s, too short on a loaded machine): the widget tests' wait, for every page.
+BROWSER_WAIT_MS = 20_000
+
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -177,8 +181,9 @@ def browser():
     Module-scoped: Playwright's sync API keeps an event loop running while it is
     open, which would break later tests that start their own loop.
     """
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=BROWSER_WAIT_MS)
     executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if not Path(executable).exists():
         pytest.fail(f"{executable} missing: `make test` installs it (scripts/ensure_debian_package.sh).")
@@ -192,6 +197,7 @@ def browser():
 def page(browser):
     """A fresh browser context (own cookies and storage) and page per test."""
     context = browser.new_context(viewport={"width": 1000, "height": 760})
+    context.set_default_timeout(BROWSER_WAIT_MS)
     page = context.new_page()
     yield page
     context.close()

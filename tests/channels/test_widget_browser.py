@@ -20,11 +20,11 @@ from supportbot.runner import wait_until_up
 from supportbot.settings import PROJECT_ROOT
 from tests.channels import scripted_widget_server as scripted
 from tests.channels.conftest import ChannelAssistant
-from tests.conftest import stop_process
+from tests.conftest import BROWSER_WAIT_MS, stop_process
 
 pytestmark = pytest.mark.slow
 
-REPLY_MS = 20_000
+REPLY_MS = BROWSER_WAIT_MS
 
 
 def record_requests(page: Page) -> List[str]:
