@@ -33,7 +33,8 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, List, Set
+from datetime import date, datetime, timezone
+from typing import Dict, Iterator, List, Optional, Set
 
 import pytest
 import requests
@@ -134,6 +135,9 @@ class ConsoleUnderTest:
     accounts: Dict[str, int] = field(default_factory=dict)  # script name -> verified account id
     replies: Dict[str, List[str]] = field(default_factory=dict)
     sent: Dict[str, List[str]] = field(default_factory=dict)  # what the customer actually typed
+    # the days (UTC, the console's clock) on which the chats began and ended: one day unless run across midnight
+    first_day: Optional[date] = None
+    last_day: Optional[date] = None
 
     @property
     def url(self) -> str:
@@ -219,8 +223,14 @@ def create_lead(db_url: str, email: str, password: str) -> subprocess.CompletedP
                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=60)
 
 
+def utc_today() -> date:
+    """Today on the console's clock (``time.time`` shown in UTC), not the machine's local date."""
+    return datetime.now(timezone.utc).date()
+
+
 def chat(console: ConsoleUnderTest) -> None:
     """Run every script through the assistant's REST channel."""
+    console.first_day = utc_today()
     run = uuid.uuid4().hex[:8]
     verifier = PortalTokenVerifier(TEST_PORTAL_SECRET)
     for name, messages in SCRIPTS.items():
@@ -242,6 +252,7 @@ def chat(console: ConsoleUnderTest) -> None:
             console.senders[name] = verified_sender_id("rest", verifier.verify(token))
         else:
             console.senders[name] = f"anon-{sender}"  # channels/rest.py namespaces anonymous senders
+    console.last_day = utc_today()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import os
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Dict, List, Set
 
 import pytest
@@ -29,13 +29,13 @@ from tests.console.conftest import (
     ConsoleUnderTest,
     create_lead,
     csrf_of,
+    utc_today,
 )
 from tests.secret_scan import contains_secret
 
 pytestmark = pytest.mark.slow
 
 ROW_RE = re.compile(r'<tr data-sender="([^"]+)"')
-TODAY = date.today()
 
 
 def listed(session: requests.Session, console: ConsoleUnderTest, **params: str) -> Set[str]:
@@ -180,11 +180,14 @@ def test_the_list_shows_every_real_conversation_with_what_happened(console: Cons
     ({"q": "o"}, set(SCRIPTS) - {"broken"}),
     ({"channel": "rest"}, set(SCRIPTS)),
     ({"channel": "telegram"}, set()),
-    ({"from": TODAY.isoformat(), "to": TODAY.isoformat()}, set(SCRIPTS)),
-    ({"to": (TODAY - timedelta(days=2)).isoformat()}, set()),
+    ({"from": "{first_day}", "to": "{last_day}"}, set(SCRIPTS)),
+    ({"to": "{two_days_before}"}, set()),
 ], ids=["fallback", "handoff", "failed", "intent", "combined", "performed", "refused", "search-user",
         "search-bot", "search-short", "channel", "other-channel", "today", "before"])
 def test_filters_find_exactly_the_matching_conversations(console: ConsoleUnderTest, lead, params, expected):
+    days = {"first_day": console.first_day.isoformat(), "last_day": console.last_day.isoformat(),
+            "two_days_before": (console.first_day - timedelta(days=2)).isoformat()}
+    params = {name: value.format(**days) for name, value in params.items()}
     assert listed(lead, console, **params) == expected
 
 
@@ -253,16 +256,17 @@ def test_tags_notes_and_status_are_recorded_with_who_and_when(console: ConsoleUn
     sender = console.senders["two_failures"]
     page = lead.get(f"{console.url}/conversation", params={"id": sender}, timeout=10).text
     token = csrf_of(page)
+    days = {utc_today().isoformat()}  # the console's clock (UTC), around the posts
     for path, data in (("/conversation/tags", {"tag": "Unclear Wording"}),
                        ("/conversation/notes", {"body": "Customer meant the currency; add examples."}),
                        ("/conversation/status", {"status": "follow_up"})):
         reply = lead.post(f"{console.url}{path}", data={"id": sender, "csrf_token": token, **data}, timeout=10)
         assert reply.status_code == 200
     page = reply.text
-    today = TODAY.isoformat()
+    days.add(utc_today().isoformat())
     assert '<span class="tag">unclear-wording</span>' in page
     assert "Customer meant the currency; add examples." in page
-    assert f"Set by {LEAD_EMAIL}, {today}" in page
+    assert any(f"Set by {LEAD_EMAIL}, {day}" in page for day in days)
     assert page.count(LEAD_EMAIL) >= 4  # tag, note, status and the activity log name the lead
     assert listed(lead, console, tag="unclear-wording") == {"two_failures"}
     assert listed(lead, console, status="follow_up") == {"two_failures"}
@@ -328,7 +332,9 @@ def test_the_dashboard_counts_what_happened(console: ConsoleUnderTest, lead):
     assert f'id="stat-fallback">{len(FALLBACK) / total * 100:.1f}%<' in page
     series = {m[0]: json.loads(m[1].replace("&quot;", '"')) for m in
               re.findall(r'data-chart="(\w+)" data-title="[^"]*" data-series="([^"]*)"', page)}
-    assert {"label": TODAY.isoformat(), "value": total, "extra": len(HANDED_OFF)} in series["columns"]
+    chat_days = {console.first_day.isoformat(), console.last_day.isoformat()}
+    columns = [column for column in series["columns"] if column["label"] in chat_days]
+    assert (sum(c["value"] for c in columns), sum(c["extra"] for c in columns)) == (total, len(HANDED_OFF))
     intents = {d["label"]: d["value"] for d in series["bars"]}
     assert intents["forgot_password"] == 2 and "nlu_fallback" not in intents
     assert {"label": "close_account", "performed": 1, "refused": 1} in series["stacked"]
