@@ -3,8 +3,10 @@
 Each test session gets its own PostgreSQL databases (tracker and accounts,
 ``cluster_test_*``, created through ``CLUSTER_TEST_PG_ADMIN_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``, dropped afterwards) and its
-own Redis database (``CLUSTER_TEST_REDIS_URL``, default db 5 on 127.0.0.1,
-emptied first). PostgreSQL, Redis or nginx missing is a failure, not a skip.
+Redis database (``CLUSTER_TEST_REDIS_URL``, default db 5 on 127.0.0.1), which
+is never emptied: every key the tests make names a fresh conversation or event
+id, so runs cannot see each other's keys. PostgreSQL, Redis or nginx missing is
+a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -45,20 +47,15 @@ def postgres_database(prefix: str) -> Iterator[str]:
         drop_postgres_database(url)
 
 
-@pytest.fixture(scope="package")
-def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
-    """Two Rasa instances and two action servers behind nginx, on PostgreSQL and Redis.
-
-    Shared by this folder's tests and stopped after them. The test that kills
-    an instance (test_survives_killed_instance.py) runs last, by file name.
-    """
+@contextlib.contextmanager
+def running_cluster(model_path: Path, run_dir: Path) -> Iterator[Cluster]:
+    """Two Rasa instances and two action servers behind nginx, on fresh databases; stopped afterwards."""
     if not os.access(NGINX_BINARY, os.X_OK):
         pytest.fail(f"{NGINX_BINARY} is missing: `make test` installs it (scripts/ensure_debian_package.sh).")
     try:
-        redis.StrictRedis.from_url(REDIS_TEST_URL, socket_timeout=5).flushdb()
+        redis.StrictRedis.from_url(REDIS_TEST_URL, socket_timeout=5).ping()
     except redis.RedisError as error:
         pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} ({error})", pytrace=False)
-    run_dir = tmp_path_factory.mktemp("cluster")
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
         env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file",
@@ -66,6 +63,20 @@ def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:
             yield running
+
+
+@pytest.fixture(scope="package")
+def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
+    """A cluster the tests of this folder share; none of them may stop or kill any of its processes."""
+    with running_cluster(model_path, tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture
+def cluster_to_break(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
+    """A cluster of the test's own, for a test that kills part of it (it runs in any order)."""
+    with running_cluster(model_path, tmp_path_factory.mktemp("cluster-to-break")) as running:
+        yield running
 
 
 def stored_events(cluster: Cluster, sender_id: str) -> List[dict]:

@@ -53,7 +53,8 @@ class Conversation:
     sent: List[Sent] = field(default_factory=list)
 
 
-def test_killing_an_instance_mid_load_loses_no_stored_event(cluster: Cluster):
+def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cluster):
+    cluster = cluster_to_break
     killed_url = cluster.rasa_urls[0].removeprefix("http://")
     survivor_url = cluster.rasa_urls[1].removeprefix("http://")
     conversations = [Conversation(f"kill-{uuid.uuid4().hex}") for _ in range(CONVERSATIONS)]
