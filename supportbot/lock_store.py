@@ -5,38 +5,46 @@ Configured in ``endpoints.yml``::
     lock_store:
       type: supportbot.lock_store.ConfiguredLockStore
 
-Rasa serialises the messages of one conversation with a ticket lock. In one
-process the in-memory lock store is enough (``make run``). Several Rasa
-instances, or ``SANIC_WORKERS`` > 1, need one shared lock store: with
-``REDIS_URL`` (for example ``redis://127.0.0.1:6379/0``) this class is a
-:class:`rasa.core.lock_store.RedisLockStore` (so Rasa counts it as
-multi-worker compatible), with keys under ``lock:``. ``endpoints.yml`` cannot
+Rasa serialises the messages of one conversation with a ticket lock: a
+message draws a ticket and waits until its ticket is the lowest one alive.
+In one process the in-memory lock store is enough (``make run``). Several
+Rasa instances, or ``SANIC_WORKERS`` > 1, need one shared lock store: with
+``REDIS_URL`` (for example ``redis://127.0.0.1:6379/0``) this class keeps the
+tickets in Redis, under ``lock:``. It subclasses
+:class:`rasa.core.lock_store.RedisLockStore` only so that Rasa counts it as
+multi-worker compatible; it shares none of its code. ``endpoints.yml`` cannot
 say ``url: ${REDIS_URL}`` because Rasa fails on unset variables; hence this
 class, which reads the environment itself.
 
-Two things differ from Rasa's own Redis lock store:
+How it differs from Rasa's own Redis lock store:
 
-* the lock lifetime defaults to :data:`DEFAULT_LOCK_LIFETIME_SECONDS` (10 s)
-  instead of Rasa's 60 s (``TICKET_LOCK_LIFETIME`` overrides both): an
-  instance killed while holding a conversation's lock blocks that conversation
-  only until its ticket expires. Waiting tickets are renewed while their
-  process waits, and the holder's when it gets its turn, so only a dead
-  process's ticket runs out. A turn takes well under a second here; a turn
-  longer than the lifetime would lose its exclusivity.
-* issuing and returning a ticket (read, change, write of one Redis key) runs
-  under a short Redis mutex, so two instances receiving messages of the same
-  conversation at the same moment cannot both draw the same ticket (Rasa's
-  store reads and writes without one).
+* **Nothing blocks the event loop.** Every Redis call goes through redis'
+  asyncio client; a waiting message sleeps with :func:`asyncio.sleep`.
+  (Rasa's store, and this one before, made blocking Redis calls inside
+  Sanic's loop, and a contended conversation stalled every other one.)
+* **Atomic tickets.** Drawing, checking and returning a ticket are each one
+  Lua script, so two instances receiving messages of one conversation at
+  the same moment can never draw the same ticket, and no mutex is needed.
+  Expiry is judged on Redis' clock, the one clock all instances share.
+* **Leases.** A ticket lives :data:`DEFAULT_LOCK_LIFETIME_SECONDS` (10 s;
+  ``TICKET_LOCK_LIFETIME`` overrides it) from its last renewal: a waiting
+  message renews its ticket at every look, and the holder in the background
+  while its turn runs. Only the tickets of a process that stopped renewing (a
+  killed instance) run out, and such an instance blocks its conversations
+  for one lifetime at most.
+
+Redis layout: one hash per conversation, ``lock:<conversation id>``, with the
+field ``n`` (the last ticket drawn) and ``t:<number>`` (each live ticket's
+expiry, in milliseconds of Redis' clock); the hash expires with its last
+ticket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
-from typing import Any, AsyncGenerator, Mapping, Optional, Text
-
 from contextlib import asynccontextmanager
+from typing import Any, AsyncGenerator, Dict, Mapping, Optional, Text
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore, RedisLockStore
@@ -49,8 +57,66 @@ ENV_LOCK_LIFETIME = "TICKET_LOCK_LIFETIME"
 DEFAULT_LOCK_LIFETIME_SECONDS = 10
 #: Seconds a Redis operation may take before it fails.
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-#: How long the ticket mutex is held at most, and waited for at most.
-MUTEX_TIMEOUT_SECONDS = 5.0
+#: Seconds between two looks of a waiting message (Rasa's default is 1 s).
+DEFAULT_WAIT_SECONDS = 0.05
+#: Prefix of the lock keys when endpoints.yml gives no ``key_prefix``.
+DEFAULT_KEY_PREFIX = "lock:"
+
+# Drop the expired tickets of the hash KEYS[1] at time ``now`` (ms); defines ``now``.
+_PRELUDE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local fields = redis.call('HGETALL', KEYS[1])
+local lowest = nil
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if string.sub(name, 1, 2) == 't:' then
+    if tonumber(fields[i + 1]) <= now then
+      redis.call('HDEL', KEYS[1], name)
+    else
+      local number = tonumber(string.sub(name, 3))
+      if lowest == nil or number < lowest then lowest = number end
+    end
+  end
+end
+"""
+
+#: ARGV: lifetime (ms). Returns the new ticket's number.
+_DRAW = _PRELUDE + """
+local number = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSET', KEYS[1], 't:' .. number, now + tonumber(ARGV[1]))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return number
+"""
+
+#: ARGV: ticket, lifetime (ms). Renews the ticket; returns how many live tickets are ahead of it
+#: (0: its turn), or -1 when it expired.
+_TRY = _PRELUDE + """
+local field = 't:' .. ARGV[1]
+if redis.call('HEXISTS', KEYS[1], field) == 0 then return -1 end
+redis.call('HSET', KEYS[1], field, now + tonumber(ARGV[2]))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+local ahead = 0
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if string.sub(name, 1, 2) == 't:' and tonumber(string.sub(name, 3)) < tonumber(ARGV[1])
+      and redis.call('HEXISTS', KEYS[1], name) == 1 then
+    ahead = ahead + 1
+  end
+end
+return ahead
+"""
+
+#: ARGV: ticket. Returns the ticket; deletes the hash when none is left. Returns 1 when others wait.
+_RETURN = """
+redis.call('HDEL', KEYS[1], 't:' .. ARGV[1])
+""" + _PRELUDE + """
+if lowest == nil then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return 1
+"""
 
 
 def redis_url(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -74,104 +140,155 @@ def _sanic_workers(environ: Mapping[str, str]) -> int:
 
 
 class ConfiguredLockStore(RedisLockStore):
-    """Redis lock store on ``REDIS_URL``; without it, Rasa's in-memory lock store.
+    """Ticket locks in Redis on ``REDIS_URL``; without it, Rasa's in-memory lock store.
 
-    Rasa creates it from ``endpoints.yml`` as ``ConfiguredLockStore(endpoint_config=...)``.
-    Without ``REDIS_URL`` the constructor returns an
-    :class:`~rasa.core.lock_store.InMemoryLockStore`; it refuses to start when
-    ``SANIC_WORKERS`` > 1 then, because Rasa would run several workers on
-    per-process locks (it only looks at the endpoint's ``type``).
+    Rasa creates it from ``endpoints.yml`` as ``ConfiguredLockStore(endpoint_config=...)``
+    and only ever calls :meth:`lock`. Without ``REDIS_URL`` the constructor
+    returns an :class:`~rasa.core.lock_store.InMemoryLockStore`; it refuses to
+    start when ``SANIC_WORKERS`` > 1 then, because Rasa would run several
+    workers on per-process locks (it only looks at the endpoint's ``type``).
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> LockStore:  # noqa: D102
-        if redis_url() is None:
+        if kwargs.get("url") is None and redis_url() is None:
             if _sanic_workers(os.environ) > 1:
                 raise LockError("SANIC_WORKERS > 1 needs a shared lock store: set REDIS_URL.")
             return InMemoryLockStore()
         return super().__new__(cls)
 
     def __init__(self, endpoint_config: Any = None, url: Optional[str] = None,
-                 lifetime: Optional[int] = None) -> None:
-        """Connect to Redis at ``url`` (default ``REDIS_URL``).
+                 lifetime: Optional[float] = None, key_prefix: Optional[str] = None) -> None:
+        """Remember where Redis is; connections are made by the event loop that uses them.
 
         Args:
             endpoint_config: The ``lock_store`` section of endpoints.yml (its
                 ``key_prefix``, alphanumeric, is honoured; nothing else is read).
             url: Redis URL; overrides ``REDIS_URL``.
             lifetime: Ticket lifetime in seconds; overrides ``TICKET_LOCK_LIFETIME``.
+            key_prefix: Prefix of every key (default ``lock:``, or
+                ``<key_prefix of endpoints.yml>:lock:``); tests use their own.
         """
         import redis
 
-        self.red = redis.StrictRedis.from_url(url or redis_url() or "",
-                                              socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
-        self.red.ping()  # fail at start-up, not on the first message
-        self.key_prefix = "lock:"
-        key_prefix = getattr(endpoint_config, "kwargs", {}).get("key_prefix") if endpoint_config else None
+        self.url = url or redis_url() or ""
+        with redis.StrictRedis.from_url(self.url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS) as client:
+            client.ping()  # fail at start-up, not on the first message
+        self.key_prefix = DEFAULT_KEY_PREFIX
+        configured = getattr(endpoint_config, "kwargs", {}).get("key_prefix") if endpoint_config else None
+        if configured:
+            self._set_key_prefix(configured)
         if key_prefix:
-            self._set_key_prefix(key_prefix)
-        self.lifetime = lifetime or lock_lifetime()
+            self.key_prefix = key_prefix
+        self.lifetime = float(lifetime or lock_lifetime())
+        self._clients: Dict[asyncio.AbstractEventLoop, _Connection] = {}
         LockStore.__init__(self)
 
-    def _mutex(self, conversation_id: Text) -> Any:
-        return self.red.lock(f"{self.key_prefix}mutex:{conversation_id}",
-                             timeout=MUTEX_TIMEOUT_SECONDS,
-                             blocking_timeout=MUTEX_TIMEOUT_SECONDS)
+    # ------------------------------------------------------------------ Redis, per event loop
 
-    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = 0) -> int:
-        """Draw the next ticket of the conversation atomically across instances."""
-        with self._mutex(conversation_id):
-            return super().issue_ticket(conversation_id, lock_lifetime or self.lifetime)
+    def _redis(self) -> "_Connection":
+        """The running loop's client and scripts (a client's connections belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        connection = self._clients.get(loop)
+        if connection is None:
+            for closed in [known for known in self._clients if known.is_closed()]:
+                del self._clients[closed]
+            connection = self._clients[loop] = _Connection(self.url)
+        return connection
 
-    def update_lock(self, conversation_id: Text) -> None:
-        """Drop expired tickets (under the mutex, like every read-change-write)."""
-        with self._mutex(conversation_id):
-            super().update_lock(conversation_id)
+    def _key(self, conversation_id: Text) -> str:
+        return f"{self.key_prefix}{conversation_id}"
 
-    def renew_ticket(self, conversation_id: Text, ticket_number: int) -> Optional[TicketLock]:
-        """Drop expired tickets and give ``ticket_number`` a full lifetime from now.
+    def _lifetime_ms(self, lock_lifetime: float) -> int:
+        return max(1, int((lock_lifetime or self.lifetime) * 1000))
 
-        Returns the lock, or None when the ticket is gone (it expired).
+    # ------------------------------------------------------------------ tickets
+
+    async def draw_ticket(self, conversation_id: Text, lock_lifetime: float = 0) -> int:
+        """Draw the conversation's next ticket (atomic across instances)."""
+        return int(await self._redis().draw(keys=[self._key(conversation_id)],
+                                            args=[self._lifetime_ms(lock_lifetime)]))
+
+    async def try_ticket(self, conversation_id: Text, ticket: int, lock_lifetime: float = 0) -> int:
+        """Renew ``ticket``; how many tickets are ahead of it (0: the conversation's turn).
+
+        Raises:
+            LockError: The ticket expired (its process stopped renewing it).
         """
-        with self._mutex(conversation_id):
-            lock = self.get_lock(conversation_id)
-            ticket = lock._ticket_for_ticket_number(ticket_number) if lock else None
-            if ticket is None:
-                return None
-            ticket.expires = time.time() + self.lifetime
-            self.save_lock(lock)
-            return lock
+        ahead = int(await self._redis().try_ticket(keys=[self._key(conversation_id)],
+                                                   args=[ticket, self._lifetime_ms(lock_lifetime)]))
+        if ahead < 0:
+            raise LockError(f"The lock ticket of conversation '{conversation_id}' expired.")
+        return ahead
 
-    async def _acquire_lock(self, conversation_id: Text, ticket: int,
-                            wait_time_in_seconds: float) -> TicketLock:
-        """Wait for our turn, renewing our ticket at every look (a lease).
+    async def return_ticket(self, conversation_id: Text, ticket: int) -> int:
+        """Give ``ticket`` back; returns how many tickets still wait (0: the lock is gone)."""
+        return int(await self._redis().return_ticket(keys=[self._key(conversation_id)], args=[ticket]))
 
-        Rasa counts a ticket's lifetime from when it was drawn, so a message
-        that waited behind a dead instance's ticket could get its turn with
-        almost no lifetime left, and a waiter whose own ticket expired would
-        poll for ever. Here only tickets of processes that stopped renewing
-        (killed ones) expire, and the holder gets a full lifetime for its turn.
-        """
+    async def waiting(self, conversation_id: Text) -> int:
+        """How many live tickets the conversation has (holder included)."""
+        fields = await self._redis().client.hkeys(self._key(conversation_id))
+        return sum(1 for name in fields if name.startswith(b"t:"))
+
+    async def _keep_renewing(self, conversation_id: Text, ticket: int, lifetime: float) -> None:
+        """Renew the holder's ticket every third of its lifetime until cancelled."""
         while True:
-            lock = self.renew_ticket(conversation_id, ticket)
-            if lock is None:
-                raise LockError(f"The lock ticket of conversation '{conversation_id}' expired.")
-            if not lock.is_locked(ticket):
-                return lock
-            await asyncio.sleep(wait_time_in_seconds)
-
-    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
-        """Return the ticket; delete the lock when nobody waits (under the mutex)."""
-        with self._mutex(conversation_id):
-            super().cleanup(conversation_id, ticket_number)
+            await asyncio.sleep(lifetime / 3)
+            await self.try_ticket(conversation_id, ticket, lifetime)
 
     @asynccontextmanager
     async def lock(self, conversation_id: Text, lock_lifetime: float = 0,
-                   wait_time_in_seconds: float = 0.05) -> AsyncGenerator[TicketLock, None]:
-        """Hold the conversation's lock; tickets live ``self.lifetime`` unless given.
+                   wait_time_in_seconds: float = DEFAULT_WAIT_SECONDS) -> AsyncGenerator[TicketLock, None]:
+        """Hold the conversation's lock while the block runs.
 
-        Waiters poll every 50 ms (Rasa's default is 1 s, which would add up to a
-        second to a message that arrives while the previous one is handled).
+        Args:
+            conversation_id: The conversation.
+            lock_lifetime: Seconds a ticket lives without renewal (default: the
+                store's lifetime).
+            wait_time_in_seconds: Seconds between two looks of the next in line
+                (the n-th in line looks every n times as long).
+
+        Raises:
+            LockError: Our ticket expired while waiting (Redis was unreachable
+                for a whole lifetime), or Redis failed.
         """
-        async with super().lock(conversation_id, lock_lifetime or self.lifetime,
-                                wait_time_in_seconds) as ticket_lock:
-            yield ticket_lock
+        lifetime = lock_lifetime or self.lifetime
+        ticket = await self.draw_ticket(conversation_id, lifetime)
+        renewing: Optional[asyncio.Task] = None
+        try:
+            ahead = await self.try_ticket(conversation_id, ticket, lifetime)
+            while ahead:
+                # the n-th in line looks every n waits: a queue costs Redis and the loop little
+                await asyncio.sleep(min(wait_time_in_seconds * ahead, lifetime / 3))
+                ahead = await self.try_ticket(conversation_id, ticket, lifetime)
+            renewing = asyncio.create_task(self._keep_renewing(conversation_id, ticket, lifetime))
+            yield TicketLock(conversation_id)
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+            await asyncio.shield(self.return_ticket(conversation_id, ticket))
+
+    async def close(self) -> None:
+        """Close the running loop's Redis connections."""
+        connection = self._clients.pop(asyncio.get_running_loop(), None)
+        if connection is not None:
+            await connection.client.close()
+
+    # ------------------------------------------------------------------ Rasa's blocking API
+
+    def _blocking(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ConfiguredLockStore is asynchronous: use `async with store.lock(...)`.")
+
+    get_lock = delete_lock = save_lock = issue_ticket = update_lock = _blocking
+    is_someone_waiting = finish_serving = cleanup = get_or_create_lock = _blocking
+
+
+class _Connection:
+    """An asyncio Redis client and the lock scripts registered on it."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
+        self.draw = self.client.register_script(_DRAW)
+        self.try_ticket = self.client.register_script(_TRY)
+        self.return_ticket = self.client.register_script(_RETURN)

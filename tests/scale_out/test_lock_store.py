@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
+import threading
 import time
 import uuid
+from typing import Awaitable, Callable, Iterator, List, TypeVar
 
 import pytest
 import redis
@@ -14,6 +17,7 @@ from rasa.utils.endpoints import read_endpoint_config
 
 from supportbot.lock_store import ConfiguredLockStore, lock_lifetime
 from supportbot.settings import PROJECT_ROOT
+from tests.conftest import REPORT_LINES
 from tests.scale_out.conftest import REDIS_TEST_URL
 
 ENDPOINTS = str(PROJECT_ROOT / "endpoints.yml")
@@ -23,6 +27,9 @@ ENDPOINTS = str(PROJECT_ROOT / "endpoints.yml")
 def endpoint_env(monkeypatch):
     """endpoints.yml needs ACTION_ENDPOINT_URL to be read at all."""
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:9/webhook")
+
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -61,34 +68,179 @@ def test_lock_lifetime_defaults_to_ten_seconds_and_follows_the_environment():
     assert lock_lifetime({"TICKET_LOCK_LIFETIME": "25"}) == 25
 
 
-def test_a_lock_held_by_a_dead_instance_frees_the_conversation_after_its_lifetime(redis_env):
-    """An instance killed mid-turn never returns its ticket; the next one waits only the lifetime."""
+@pytest.fixture
+def stores(redis_env) -> Callable[..., ConfiguredLockStore]:
+    """Lock stores on the test Redis under a key prefix of this test's own (other runs never meet it)."""
+    prefix = f"test-{uuid.uuid4().hex}:lock:"
+
+    def make(lifetime: float = 10) -> ConfiguredLockStore:
+        return ConfiguredLockStore(lifetime=lifetime, key_prefix=prefix)
+    return make
+
+
+class OtherInstance:
+    """Another Rasa instance: its own event loop in its own thread, with its own lock store."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def start(self, coroutine: Awaitable[T]) -> "asyncio.Future[T]":
+        """Run ``coroutine`` there; an awaitable of its result for the caller's loop."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def other_instance() -> Iterator[OtherInstance]:
+    instance = OtherInstance()
+    yield instance
+    instance.stop()
+
+
+def test_a_lock_held_by_a_dead_instance_frees_the_conversation_after_its_lifetime(stores):
+    """An instance killed mid-turn never returns its ticket; the next message waits one lifetime only."""
     conversation = f"dead-{uuid.uuid4().hex}"
-    dead = ConfiguredLockStore(lifetime=1)
-    dead.issue_ticket(conversation)  # ...and the process dies
-    alive = ConfiguredLockStore(lifetime=1)
-    # waiting longer than its own lifetime: its ticket is renewed while it waits
+    dead, alive = stores(lifetime=1.0), stores(lifetime=0.3)
 
     async def take() -> float:
-        started = time.monotonic()
+        started = time.monotonic()  # before the dead ticket is drawn: it expires 1 s after this, or later
+        await dead.draw_ticket(conversation)  # ...and the process dies
+        # the waiter waits longer than its own lifetime: its ticket is renewed at every look
         async with alive.lock(conversation):
-            return time.monotonic() - started
+            waited = time.monotonic() - started
+        assert await alive.waiting(conversation) == 0  # returned after use: the key is gone
+        return waited
 
     waited = asyncio.run(take())
-    assert 0.8 <= waited < 2.5
-    assert alive.get_lock(conversation) is None  # returned after use
+    assert 1.0 <= waited < 10, waited  # not before the dead ticket expired, and not for ever
 
 
-def test_tickets_drawn_at_once_by_two_instances_are_distinct(redis_env):
+def test_tickets_drawn_at_once_by_two_instances_are_distinct(stores, other_instance):
     conversation = f"race-{uuid.uuid4().hex}"
-    stores = [ConfiguredLockStore() for _ in range(2)]
+    here, there = stores(), stores()
 
-    async def draw(store: ConfiguredLockStore) -> int:
-        await asyncio.sleep(0)
-        return await asyncio.to_thread(store.issue_ticket, conversation)
-
-    async def both() -> list:
-        return await asyncio.gather(*(draw(s) for store in stores for s in [store] * 10))
+    async def both() -> List[int]:
+        theirs = [other_instance.start(there.draw_ticket(conversation)) for _ in range(10)]
+        ours = [here.draw_ticket(conversation) for _ in range(10)]
+        return list(await asyncio.gather(*ours, *theirs))
 
     tickets = asyncio.run(both())
-    assert len(set(tickets)) == len(tickets) == 20
+    assert sorted(tickets) == list(range(1, 21))
+
+
+def test_messages_of_one_conversation_on_two_instances_take_turns_in_ticket_order(stores, other_instance):
+    conversation = f"turns-{uuid.uuid4().hex}"
+    here, there = stores(), stores()
+    inside: List[str] = []
+    overlaps: List[str] = []
+
+    async def message(store: ConfiguredLockStore, name: str) -> None:
+        async with store.lock(conversation):
+            if inside:
+                overlaps.append(name)
+            inside.append(name)
+            await asyncio.sleep(0.01)
+            inside.remove(name)
+
+    async def run() -> None:
+        theirs = [other_instance.start(message(there, f"there-{i}")) for i in range(10)]
+        await asyncio.gather(*(message(here, f"here-{i}") for i in range(10)), *theirs)
+
+    asyncio.run(run())
+    assert overlaps == []
+
+
+def test_a_turn_longer_than_the_lifetime_keeps_the_lock(stores):
+    """The holder's ticket is renewed while its turn runs: a slow turn does not let the next one in."""
+    conversation = f"slow-{uuid.uuid4().hex}"
+    store = stores(lifetime=0.3)
+    order: List[str] = []
+
+    async def slow() -> None:
+        async with store.lock(conversation):
+            order.append("slow starts")
+            await asyncio.sleep(1.0)  # more than three lifetimes
+            order.append("slow ends")
+
+    async def next_message() -> None:
+        while not order:  # drawn after the slow turn began
+            await asyncio.sleep(0.01)
+        async with store.lock(conversation):
+            order.append("next")
+
+    async def run() -> None:
+        await asyncio.gather(slow(), next_message())
+
+    asyncio.run(run())
+    assert order == ["slow starts", "slow ends", "next"]
+
+
+# ---------------------------------------------------------------------------- contention
+
+CONVERSATIONS = 50
+TURNS_EACH = 4
+HAMMERING_MESSAGES = 20
+TURN_SECONDS = 0.05  # a turn's own work (tracker store, actions): I/O the loop can wait on
+THINK_SECONDS = 0.15  # between two messages of one customer
+
+
+def p95(values: List[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def test_a_hammered_conversation_does_not_slow_the_others(stores, other_instance):
+    """49 quiet conversations and one that gets 20 messages at once, half of them on another instance.
+
+    What each quiet conversation's customer waits per message (lock and turn)
+    is measured twice in one run: with and without the hammering. Their p95
+    may not double: a waiting message must not hold up the event loop.
+    """
+    here, there = stores(), stores()
+    hammered = f"hammered-{uuid.uuid4().hex}"
+    served: List[str] = []
+
+    async def turn(store: ConfiguredLockStore, conversation: str) -> None:
+        async with store.lock(conversation):
+            await asyncio.sleep(TURN_SECONDS)
+            served.append(conversation)
+
+    async def quiet_conversations() -> List[float]:
+        waits: List[float] = []
+
+        async def talk(index: int) -> None:
+            conversation = f"quiet-{uuid.uuid4().hex}"
+            await asyncio.sleep(index * THINK_SECONDS / CONVERSATIONS)  # customers do not type in step
+            for _ in range(TURNS_EACH):
+                started = time.monotonic()
+                await turn(here, conversation)
+                waits.append(time.monotonic() - started)
+                await asyncio.sleep(THINK_SECONDS)
+
+        await asyncio.gather(*(talk(index) for index in range(CONVERSATIONS - 1)))
+        return waits
+
+    async def run() -> tuple:
+        await quiet_conversations()  # warm-up: connections opened, scripts loaded
+        uncontended = await quiet_conversations()
+        hammering = [other_instance.start(turn(there, hammered)) for _ in range(HAMMERING_MESSAGES // 2)]
+        hammering += [asyncio.ensure_future(turn(here, hammered)) for _ in range(HAMMERING_MESSAGES // 2)]
+        await asyncio.sleep(TURN_SECONDS)  # every hammering message has drawn its ticket
+        contended = await quiet_conversations()
+        still_hammering = sum(not future.done() for future in hammering)
+        await asyncio.gather(*hammering)
+        return uncontended, contended, still_hammering
+
+    uncontended, contended, still_hammering = asyncio.run(run())
+    REPORT_LINES.append(
+        f"lock store: p95 wait of {CONVERSATIONS - 1} quiet conversations {p95(uncontended) * 1000:.0f} ms "
+        f"alone, {p95(contended) * 1000:.0f} ms while one conversation takes {HAMMERING_MESSAGES} "
+        f"messages at once on two instances")
+    assert p95(contended) <= 2 * p95(uncontended), (p95(uncontended), p95(contended))
+    assert still_hammering > 0, "the hammering was over before the quiet conversations were measured"
+    assert served.count(hammered) == HAMMERING_MESSAGES
