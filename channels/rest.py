@@ -12,7 +12,10 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   from the verified claims); an invalid one gets 401;
 * without a token the caller is anonymous: their sender id is namespaced with
   ``anon-`` so it can never address a verified customer's conversation;
-* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413.
+* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413;
+* a message with an id (the client's optional ``message_id``, else the
+  ``X-Request-Id`` nginx sets, which its retry on another instance keeps) runs
+  once: a retry gets the replies of the first run (channels/idempotency.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.idempotency import MAX_MESSAGE_ID_CHARS, IdempotentTurns, Replies, tracker_lookup
 from supportbot.portal_token import (
     VERIFIED_IDENTITY_KEY,
     InvalidPortalToken,
@@ -38,6 +42,8 @@ from supportbot.portal_token import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 2000
+#: Header with the id nginx gives each request (kept when it retries on the next instance).
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def verified_sender_id(prefix: str, identity: PortalIdentity) -> str:
@@ -59,11 +65,13 @@ class VerifiedRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    def __init__(self, max_message_chars: Optional[int] = None) -> None:
+    def __init__(self, max_message_chars: Optional[int] = None,
+                 turns: Optional[IdempotentTurns] = None) -> None:
         self.max_message_chars = max_message_chars or int(
             os.environ.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
         )
         self.verifier = verifier_from_env()
+        self.turns = turns or IdempotentTurns()
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedRestInput":
@@ -91,6 +99,10 @@ class VerifiedRestInput(RestInput):
         """The stock REST channel's routes, with identity and size checks first."""
         webhook = Blueprint(f"verified_rest_{id(self)}", __name__)
 
+        @webhook.listener("before_server_stop")
+        async def close_claims(_app: Any, _loop: Any) -> None:
+            await self.turns.claims.close()
+
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
@@ -103,6 +115,11 @@ class VerifiedRestInput(RestInput):
             text, sender = body.get("message"), body.get("sender")
             if not isinstance(text, str) or not isinstance(sender, str) or not sender:
                 return response.json({"error": "'sender' and 'message' are required strings"}, status=400)
+            message_id = body.get("message_id") or request.headers.get(REQUEST_ID_HEADER) or None
+            if message_id is not None and (not isinstance(message_id, str)
+                                           or len(message_id) > MAX_MESSAGE_ID_CHARS):
+                return response.json({"error": f"'message_id' must be a string of at most "
+                                               f"{MAX_MESSAGE_ID_CHARS} characters"}, status=400)
             if len(text) > self.max_message_chars:
                 return response.json(
                     {"error": f"messages are limited to {self.max_message_chars} characters"},
@@ -118,18 +135,24 @@ class VerifiedRestInput(RestInput):
             else:
                 sender_id = verified_sender_id("rest", identity)
                 metadata = {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel="rest")}
-            collector = CollectingOutputChannel()
+
+            async def turn() -> Replies:
+                collector = CollectingOutputChannel()
+                await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
+                                                 metadata=metadata, message_id=message_id))
+                return collector.messages
+
             try:
-                await on_new_message(
-                    UserMessage(text, collector, sender_id, input_channel=self.name(),
-                                metadata=metadata)
-                )
+                if message_id is None:
+                    replies = await turn()
+                else:
+                    replies = await self.turns.run(sender_id, message_id, tracker_lookup(request.app), turn)
             except Exception:  # noqa: BLE001 - reported to the caller, not swallowed
                 logger.exception("REST message could not be handled (sender %s)", sender_id)
                 return response.json(
                     {"error": "the assistant could not handle this message; please try again"},
                     status=500,
                 )
-            return response.json(collector.messages)
+            return response.json(replies)
 
         return webhook
