@@ -1,10 +1,12 @@
-"""Killing one Rasa instance (SIGKILL) during a load run through nginx loses no stored event.
+"""Killing one Rasa instance (SIGKILL) during a load run through nginx loses no message and doubles none.
 
 Conversations go through nginx's round robin, so each one is served by both
 instances in turn. One instance is killed after a third of the messages; the
-run goes on. Afterwards every message that got a 200 reply must be stored
-exactly once, in order, followed by exactly the replies the customer saw, and
-every conversation must have gone on, on the surviving instance.
+run goes on. nginx re-sends a message whose instance died to the survivor,
+with the same request id, so a turn the dead instance had completed is
+answered from the tracker store, not run again. Afterwards every message must
+have been answered and be stored exactly once, in order, followed by exactly
+the replies the customer saw.
 """
 
 from __future__ import annotations
@@ -96,10 +98,8 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cl
     failed = [s for s in everything if s.status != 200]
     REPORT_LINES.append(
         f"scale-out: {len(everything) - len(failed)}/{len(everything)} messages answered through nginx "
-        f"with one of two Rasa instances killed mid-run ({len(failed)} failed in flight), {elapsed:.1f} s")
-    # only messages in flight on the killed instance may fail, each with a gateway error
-    assert len(failed) <= CONVERSATIONS, [(s.text, s.status) for s in failed]
-    assert all(s.status in (502, 504) for s in failed), [s.status for s in failed]
+        f"with one of two Rasa instances killed mid-run ({len(failed)} lost), {elapsed:.1f} s")
+    assert failed == [], [(s.text, s.status) for s in failed]  # nothing lost in flight
 
     # the surviving instance keeps answering: everything sent after the kill was answered by it
     after = [s for s in everything if s.after_kill]
@@ -116,14 +116,8 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cl
         stored = turns(events)
         stored_texts = [text for text, _ in stored]
         assert len(stored_texts) == len(set(stored_texts)), "a message was stored twice"
-        # what is stored is what was sent, in order; a failed message may be missing
-        expected_order = [s.text for s in conversation.sent if s.text in stored_texts]
-        assert stored_texts == expected_order
-        for sent in conversation.sent:
-            if sent.status == 200:
-                assert (sent.text, sent.replies) in stored, \
-                    f"answered message {sent.text!r} not stored with its replies"
-        assert conversation.sent[-1].status == 200
+        # what is stored is exactly what was sent, in order, each with the replies the customer saw
+        assert stored == [(sent.text, sent.replies) for sent in conversation.sent]
 
     # the killed instance stays down; the survivor answers on its own port too
     assert cluster.processes["rasa-0"].poll() is not None
