@@ -15,7 +15,10 @@ Web API base URL is fixed. This channel:
   set (channels/dedup.py); Redis unreachable: 503, and Slack retries later;
 * posts to ``SLACK_API_BASE_URL`` (default ``https://slack.com/api/``), turns
   buttons into Block Kit buttons whose clicks come back as ``block_actions``;
-* puts the Slack user under metadata ``channel_user`` (not a verified identity).
+* puts the Slack user under metadata ``channel_user`` (not a verified identity);
+* stores each event in the durable inbox before answering 200 (channels/inbox.py):
+  a turn an instance could not finish is run by another one, once (message id
+  ``slack:<event or click id>``, channels/idempotency.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from channels.common import (
     too_long_text,
 )
 from channels.dedup import DedupUnavailable, RecentIds, SeenIds, dedup_unavailable, recent_ids
+from channels.idempotency import IdempotentTurns, tracker_lookup
+from channels.inbox import Inbox, InboxEntry, InboxWorker
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +130,8 @@ class PortalSlackInput(SlackInput):
         conversation_granularity: Text = "sender",
         max_chars: int = 2000,
         seen: Optional[SeenIds] = None,
+        inbox: Optional[InboxWorker] = None,
+        turns: Optional[IdempotentTurns] = None,
     ) -> None:
         self.missing = [name for name, value in (("SLACK_BOT_TOKEN", slack_token),
                                                  ("SLACK_SIGNING_SECRET", slack_signing_secret))
@@ -137,6 +144,8 @@ class PortalSlackInput(SlackInput):
         self.api_base_url = api_base_url if api_base_url.endswith("/") else api_base_url + "/"
         self.max_chars = max_chars
         self.seen = seen or RecentIds()
+        self.inbox = inbox  # None: turns run in this process only (tests of the webhook alone)
+        self.turns = turns or IdempotentTurns()
         self._tasks: Set[asyncio.Task] = set()
 
     @classmethod
@@ -153,6 +162,7 @@ class PortalSlackInput(SlackInput):
             conversation_granularity=credentials.get("conversation_granularity", "sender"),
             max_chars=max_message_chars(),
             seen=recent_ids(CHANNEL_NAME),
+            inbox=InboxWorker(Inbox.from_env(), CHANNEL_NAME),
         )
 
     def _validate_credentials(self) -> None:
@@ -172,8 +182,25 @@ class PortalSlackInput(SlackInput):
             return not_configured_blueprint("portal_slack_webhook", "Slack", self.missing)
         blueprint = Blueprint("portal_slack_webhook", __name__)
 
+        @blueprint.listener("after_server_start")
+        async def start_inbox(app: Any, _loop: Any) -> None:
+            if self.inbox is not None:
+                lookup = tracker_lookup(app)
+
+                async def handle(entry: InboxEntry) -> None:
+                    message_id = f"{CHANNEL_NAME}:{entry.event_key}"
+
+                    async def turn() -> list:
+                        await self._deliver(entry.message, on_new_message, message_id)
+                        return []
+                    await self.turns.run(entry.conversation, message_id, lookup, turn)
+                self.inbox.start(handle)
+
         @blueprint.listener("before_server_stop")
         async def close_seen(_app: Any, _loop: Any) -> None:
+            if self.inbox is not None:
+                await self.inbox.stop()
+            await self.turns.claims.close()
             await self.seen.close()
 
         @blueprint.route("/", methods=["GET"])
@@ -278,18 +305,30 @@ class PortalSlackInput(SlackInput):
             logger.info("Slack retry #%s of %s, not seen before: handling it", retry, key)
         if not sender_id:
             return response.text("ignored: no sender")
-        output = self.get_output_channel(metadata.get("out_channel"),
-                                         metadata.get("thread_id") if self.use_threads else None)
-        if len(text) > self.max_chars:
-            turn = output.send_text_message(sender_id, too_long_text(self.max_chars))
-        else:
-            message_metadata = dict(metadata, **channel_user_metadata(CHANNEL_NAME, slack_user))
-            turn = on_new_message(UserMessage(text, output, sender_id, input_channel=self.name(),
-                                              metadata=message_metadata))
-        task = asyncio.create_task(self._run(turn, key))
+        message = {"text": text, "sender_id": sender_id, "slack_user": slack_user, "metadata": metadata}
+        if self.inbox is not None and key is not None:
+            try:
+                await self.inbox.put(key, sender_id, message)  # durable before the 200
+                return response.text("")
+            except Exception:  # noqa: BLE001 - the event is marked seen: run it here rather than lose it
+                logger.exception("Slack %s could not be stored in the inbox; running it in this process", key)
+        task = asyncio.create_task(self._run(self._deliver(message, on_new_message), key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return response.text("")
+
+    async def _deliver(self, message: Dict[str, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                       message_id: Optional[str] = None) -> None:
+        """Run the turn of an accepted event (or answer that it is too long)."""
+        text, sender_id, metadata = message["text"], message["sender_id"], message["metadata"]
+        output = self.get_output_channel(metadata.get("out_channel"),
+                                         metadata.get("thread_id") if self.use_threads else None)
+        if len(text) > self.max_chars:
+            await output.send_text_message(sender_id, too_long_text(self.max_chars))
+            return
+        message_metadata = dict(metadata, **channel_user_metadata(CHANNEL_NAME, message["slack_user"]))
+        await on_new_message(UserMessage(text, output, sender_id, input_channel=self.name(),
+                                         metadata=message_metadata, message_id=message_id))
 
     @staticmethod
     async def _run(turn: Awaitable[Any], key: Optional[str]) -> None:

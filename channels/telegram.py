@@ -21,7 +21,10 @@ every update. This channel:
   Telegram re-sends the update later;
 * sends buttons as an inline keyboard, one button per row, and acknowledges
   each press (``answerCallbackQuery``) so the client stops its spinner;
-* puts the Telegram user under metadata ``channel_user`` (not a verified identity).
+* puts the Telegram user under metadata ``channel_user`` (not a verified identity);
+* stores each update in the durable inbox before answering 200 (channels/inbox.py):
+  an update an instance could not finish is run by another one, once (message id
+  ``telegram:<update id>``, channels/idempotency.py).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from channels.common import (
     not_configured_blueprint,
     too_long_text,
 )
+from channels.idempotency import IdempotentTurns, tracker_lookup
+from channels.inbox import Inbox, InboxEntry, InboxWorker
 from channels.dedup import DedupUnavailable, RecentIds, SeenIds, dedup_unavailable, recent_ids
 
 logger = logging.getLogger(__name__)
@@ -108,6 +113,8 @@ class PortalTelegramInput(InputChannel):
         webhook_url: Optional[Text] = None,
         max_chars: int = 2000,
         seen: Optional[SeenIds] = None,
+        inbox: Optional[InboxWorker] = None,
+        turns: Optional[IdempotentTurns] = None,
     ) -> None:
         self.missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", access_token),
                                                  ("TELEGRAM_WEBHOOK_SECRET", webhook_secret))
@@ -122,6 +129,8 @@ class PortalTelegramInput(InputChannel):
         self.webhook_url = webhook_url
         self.max_chars = max_chars
         self.seen = seen or RecentIds()
+        self.inbox = inbox  # None: updates run while their webhook call waits (tests of the webhook alone)
+        self.turns = turns or IdempotentTurns()
         self._output: Optional[PortalTelegramOutput] = None
 
     @classmethod
@@ -135,6 +144,7 @@ class PortalTelegramInput(InputChannel):
             webhook_url=env_value("TELEGRAM_WEBHOOK_URL"),
             max_chars=max_message_chars(),
             seen=recent_ids(CHANNEL_NAME),
+            inbox=InboxWorker(Inbox.from_env(), CHANNEL_NAME),
         )
 
     def get_output_channel(self) -> PortalTelegramOutput:
@@ -155,14 +165,28 @@ class PortalTelegramInput(InputChannel):
         blueprint = Blueprint("portal_telegram_webhook", __name__)
 
         @blueprint.listener("after_server_start")
-        async def register_webhook(_app: Any, _loop: Any) -> None:
+        async def register_webhook(app: Any, _loop: Any) -> None:
             if self.webhook_url:
                 asyncio.create_task(self.set_webhook())
+            if self.inbox is not None:
+                lookup = tracker_lookup(app)
+
+                async def handle(entry: InboxEntry) -> None:
+                    message_id = f"{CHANNEL_NAME}:{entry.event_key}"
+
+                    async def turn() -> list:
+                        await self.handle_update(entry.message, on_new_message, message_id)
+                        return []
+                    await self.turns.run(entry.conversation, message_id, lookup, turn)
+                self.inbox.start(handle)
 
         @blueprint.listener("before_server_stop")
         async def close_bot(_app: Any, _loop: Any) -> None:
+            if self.inbox is not None:
+                await self.inbox.stop()
             if self._output is not None:
                 await self._output.close_session()
+            await self.turns.claims.close()
             await self.seen.close()
 
         @blueprint.route("/", methods=["GET"])
@@ -189,6 +213,13 @@ class PortalTelegramInput(InputChannel):
             if not first:
                 logger.info("Telegram update %s already handled; ignoring it", update_id)
                 return response.text("already handled")
+            if self.inbox is not None:
+                try:
+                    await self.inbox.put(str(update_id), _conversation_of(update, update_id), update)
+                    return response.text("ok")  # durable: the inbox worker runs it
+                except Exception:  # noqa: BLE001 - marked seen: run it here rather than lose it
+                    logger.exception("Telegram update %s could not be stored in the inbox; running it "
+                                     "in this process", update_id)
             try:
                 await self.handle_update(update, on_new_message)
             except Exception:  # noqa: BLE001 - a 5xx would make Telegram re-send the update
@@ -218,7 +249,8 @@ class PortalTelegramInput(InputChannel):
         return START_PAYLOAD if text == START_COMMAND else text
 
     async def handle_update(self, update: Dict[str, Any],
-                            on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+                            on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                            message_id: Optional[str] = None) -> None:
         """Run the turn of one update: a text message or a button press in a private chat."""
         output = self.get_output_channel()
         callback = update.get("callback_query")
@@ -243,6 +275,7 @@ class PortalTelegramInput(InputChannel):
         await on_new_message(UserMessage(
             self._command_text(text), output, sender_id, input_channel=self.name(),
             metadata=channel_user_metadata(CHANNEL_NAME, user.get("id", chat["id"])),
+            message_id=message_id,
         ))
 
     @staticmethod
@@ -253,3 +286,10 @@ class PortalTelegramInput(InputChannel):
             await output.answer_callback_query(callback_id)
         except Exception as error:  # noqa: BLE001 - the spinner is cosmetic; the turn goes on
             logger.warning("answerCallbackQuery failed: %s", type(error).__name__)
+
+
+def _conversation_of(update: Dict[str, Any], update_id: int) -> str:
+    """The chat an update belongs to (its conversation id), for running one chat's updates in order."""
+    message = (update.get("callback_query") or {}).get("message") or update.get("message") or {}
+    chat_id = (message.get("chat") or {}).get("id")
+    return str(chat_id) if chat_id is not None else f"update-{update_id}"

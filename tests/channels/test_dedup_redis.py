@@ -257,7 +257,8 @@ def test_channels_share_redis_only_when_redis_url_is_set(shared_redis):
     async def claims() -> List[bool]:
         slack = RedisRecentIds(REDIS_URL, "slack")
         try:
-            return [await shared.claim(42), await shared.claim(42), await slack.claim(42)]
+            update_id = unique("update-")  # a fresh id: the database is shared with earlier runs
+            return [await shared.claim(update_id), await shared.claim(update_id), await slack.claim(update_id)]
         finally:
             await shared.close()
             await slack.close()
