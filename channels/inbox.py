@@ -100,11 +100,20 @@ class Inbox:
         return True
 
     def take(self, channel: str, ids: Optional[List[int]] = None, limit: int = BATCH) -> List[InboxEntry]:
-        """Lease due entries of ``channel`` (not done, lease over), oldest first; ``ids``: only those."""
+        """Lease due entries of ``channel`` (not done, lease over), oldest first; ``ids``: only those.
+
+        An entry whose conversation has an earlier one in another instance's
+        hands waits for it: one conversation's events run in order.
+        """
         now = self.clock()
         due = sa.and_(inbox_table.c.channel == channel, inbox_table.c.done_at.is_(None),
                       inbox_table.c.lease_until < now)
-        query = sa.select(inbox_table).where(due).order_by(inbox_table.c.id).limit(limit)
+        earlier = inbox_table.alias("earlier")
+        earlier_in_hand = sa.exists().where(  # an instance works on an earlier event of the conversation
+            earlier.c.channel == channel, earlier.c.conversation == inbox_table.c.conversation,
+            earlier.c.id < inbox_table.c.id, earlier.c.done_at.is_(None), earlier.c.lease_until >= now)
+        query = (sa.select(inbox_table).where(due, ~earlier_in_hand)
+                 .order_by(inbox_table.c.id).limit(limit))
         if ids is not None:
             query = query.where(inbox_table.c.id.in_(ids))
         taken: List[InboxEntry] = []

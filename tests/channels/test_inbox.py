@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from channels.inbox import LEASE_SECONDS, MAX_ATTEMPTS, Inbox, InboxEntry, InboxWorker, inbox_metadata
+from supportbot.cluster import drop_postgres_database, ensure_postgres_database
+from tests.scale_out.conftest import PG_ADMIN_URL
 from tracking.db import make_engine
 
 
@@ -25,12 +29,21 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def inbox(tmp_path: Path, clock: Clock) -> Inbox:
-    engine = make_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inbox(request, tmp_path: Path, clock: Clock) -> Iterator[Inbox]:
+    """An inbox in a fresh tracker database: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tracker.db'}"
+    else:
+        url = make_url(PG_ADMIN_URL).set(database=f"inbox_test_{uuid.uuid4().hex[:10]}").render_as_string(
+            hide_password=False)
+        ensure_postgres_database(url)
+    engine = make_engine(url)
     inbox_metadata.create_all(engine)
     yield Inbox(engine, clock)
     engine.dispose()
+    if request.param == "postgresql":
+        drop_postgres_database(url)
 
 
 def test_a_redelivered_event_is_stored_once(inbox: Inbox):
@@ -93,3 +106,17 @@ def test_an_event_failing_every_time_is_given_up_visibly(inbox: Inbox, caplog):
     asyncio.run(run())
     assert inbox.pending("telegram") == 0
     assert any("given up" in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+
+
+def test_a_conversations_later_event_waits_while_an_earlier_one_is_in_another_instances_hands(
+        inbox: Inbox, clock: Clock):
+    inbox.put("slack", "Ev1", "D1", {"text": "close my account"})
+    [first] = inbox.take("slack")  # instance A takes it (and dies)
+    inbox.put("slack", "Ev2", "D1", {"text": "yes"})
+    inbox.put("slack", "Ev3", "D2", {"text": "hi"})  # another conversation
+
+    [other] = inbox.take("slack")
+    assert other.event_key == "Ev3"  # "yes" must not overtake "close my account"
+    inbox.finish(other)
+    clock.now += LEASE_SECONDS + 1
+    assert [e.event_key for e in inbox.take("slack")] == ["Ev1", "Ev2"]
