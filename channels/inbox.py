@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tracking.db import make_engine, write_transaction
+from tracking.schema import create_schema_when_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class Inbox:
     def from_env(cls) -> "Inbox":
         """The inbox in the tracker database (``TRACKER_DB_URL``), its table created if missing."""
         inbox = cls(make_engine())
-        inbox_metadata.create_all(inbox.engine, checkfirst=True)
+        # serialised with the other instances starting at the same moment (and the tracker store)
+        create_schema_when_reachable(inbox.engine, inbox_metadata)
         return inbox
 
     def put(self, channel: str, event_key: str, conversation: str, message: Dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ import contextlib
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import redis
@@ -25,6 +25,8 @@ from sqlalchemy.engine import make_url
 from supportbot.cluster import (
     NGINX_BINARY, Cluster, drop_postgres_database, ensure_postgres_database, start_cluster,
 )
+from tests.channels.conftest import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
+from tests.channels.fakes import FakeSlackApi
 from tests.conftest import TEST_PORTAL_SECRET
 
 PG_ADMIN_URL = os.environ.get("CLUSTER_TEST_PG_ADMIN_URL",
@@ -48,7 +50,8 @@ def postgres_database(prefix: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_cluster(model_path: Path, run_dir: Path) -> Iterator[Cluster]:
+def running_cluster(model_path: Path, run_dir: Path, extra_env: Optional[Dict[str, str]] = None,
+                    ) -> Iterator[Cluster]:
     """Two Rasa instances and two action servers behind nginx, on fresh databases; stopped afterwards."""
     if not os.access(NGINX_BINARY, os.X_OK):
         pytest.fail(f"{NGINX_BINARY} is missing: `make test` installs it (scripts/ensure_debian_package.sh).")
@@ -59,7 +62,7 @@ def running_cluster(model_path: Path, run_dir: Path) -> Iterator[Cluster]:
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
         env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file",
-               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path)}
+               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path), **(extra_env or {})}
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:
             yield running
@@ -73,9 +76,22 @@ def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster_to_break(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
-    """A cluster of the test's own, for a test that kills part of it (it runs in any order)."""
-    with running_cluster(model_path, tmp_path_factory.mktemp("cluster-to-break")) as running:
+def fake_slack_api() -> Iterator[FakeSlackApi]:
+    """A fake Slack Web API recording what the cluster posts."""
+    server = FakeSlackApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster_to_break(model_path: Path, tmp_path_factory, fake_slack_api: FakeSlackApi) -> Iterator[Cluster]:
+    """A cluster of the test's own, for a test that kills part of it (it runs in any order).
+
+    Its Slack channel is on, talking to ``fake_slack_api``.
+    """
+    slack = {"SLACK_BOT_TOKEN": SLACK_BOT_TOKEN, "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+             "SLACK_API_BASE_URL": fake_slack_api.api_base_url}
+    with running_cluster(model_path, tmp_path_factory.mktemp("cluster-to-break"), slack) as running:
         yield running
 
 

@@ -7,10 +7,16 @@ with the same request id, so a turn the dead instance had completed is
 answered from the tracker store, not run again. Afterwards every message must
 have been answered and be stored exactly once, in order, followed by exactly
 the replies the customer saw.
+
+Slack users talk at the same time, through nginx too: their events are stored
+in the durable inbox before the 200, and the survivor runs the ones the
+killed instance had taken (after their lease). Each Slack message must be
+stored exactly once, in order.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -21,13 +27,21 @@ import pytest
 import requests
 
 from supportbot.cluster import Cluster
-from tests.conftest import REPORT_LINES
+from tests.channels.conftest import SLACK_SIGNING_SECRET, slack_signature_headers, unique
+from tests.channels.fakes import FakeSlackApi
+from tests.channels.test_slack import message_event
+from tests.conftest import REPORT_LINES, wait_for
 from tests.scale_out.conftest import stored_events
 from tests.scale_out.test_shared_state import assert_stored_once_in_order, reply_texts, turns
 
 pytestmark = pytest.mark.slow
 
 CONVERSATIONS = 10
+SLACK_USERS = 4
+SLACK_MESSAGES = 4
+#: How long a Slack user waits for the reply before writing again (a turn left by the
+#: killed instance is taken over after the inbox lease, 30 s).
+SLACK_PATIENCE_SECONDS = 45
 QUESTIONS = [
     "how do I close my account?",
     "what is two-factor authentication?",
@@ -55,7 +69,29 @@ class Conversation:
     sent: List[Sent] = field(default_factory=list)
 
 
-def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cluster):
+@dataclass
+class SlackUser:
+    user: str
+    channel: str
+    statuses: List[int] = field(default_factory=list)
+
+
+def slack_user_talks(cluster: Cluster, slack: FakeSlackApi, person: SlackUser) -> None:
+    """Direct messages through nginx, each after the reply to the previous one (or the patience)."""
+    for number, text in enumerate(QUESTIONS[:SLACK_MESSAGES], start=1):
+        body = json.dumps(message_event(text, person.user, person.channel)).encode()
+        headers = dict(slack_signature_headers(body, SLACK_SIGNING_SECRET), **{"Content-Type": "application/json"})
+        try:
+            status = requests.post(f"{cluster.url}/webhooks/slack/webhook", data=body, headers=headers,
+                                   timeout=60).status_code
+        except requests.RequestException:
+            status = 0
+        person.statuses.append(status)
+        wait_for(lambda: len(slack.calls_where(slack.messages_to(person.channel))) >= number,
+                 timeout=SLACK_PATIENCE_SECONDS)
+
+
+def test_killing_an_instance_mid_load_loses_no_message(cluster_to_break: Cluster, fake_slack_api: FakeSlackApi):
     cluster = cluster_to_break
     killed_url = cluster.rasa_urls[0].removeprefix("http://")
     survivor_url = cluster.rasa_urls[1].removeprefix("http://")
@@ -81,7 +117,10 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cl
                 conversation.sent.append(Sent(text, status, replies, upstream, after_kill))
                 answered.release()
 
+    slack_users = [SlackUser(unique("U"), unique("D")) for _ in range(SLACK_USERS)]
     threads = [threading.Thread(target=chat, args=(c,)) for c in conversations]
+    threads += [threading.Thread(target=slack_user_talks, args=(cluster, fake_slack_api, person))
+                for person in slack_users]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -90,7 +129,7 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cl
     cluster.kill_rasa(0)
     killed.set()
     for thread in threads:
-        thread.join(timeout=180)
+        thread.join(timeout=300)
     elapsed = time.monotonic() - started
     assert not any(thread.is_alive() for thread in threads), "a conversation hung"
 
@@ -118,6 +157,21 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster_to_break: Cl
         assert len(stored_texts) == len(set(stored_texts)), "a message was stored twice"
         # what is stored is exactly what was sent, in order, each with the replies the customer saw
         assert stored == [(sent.text, sent.replies) for sent in conversation.sent]
+
+    # Slack: every event accepted (through nginx's retry), and every one run exactly once, in order
+    sent_texts = QUESTIONS[:SLACK_MESSAGES]
+    assert [person.statuses for person in slack_users] == [[200] * SLACK_MESSAGES] * SLACK_USERS
+
+    def slack_texts(person: SlackUser) -> List[str]:
+        return [text for text, _ in turns(stored_events(cluster, person.user))]
+
+    assert wait_for(lambda: all(len(slack_texts(p)) >= SLACK_MESSAGES for p in slack_users), timeout=90), \
+        [slack_texts(p) for p in slack_users]
+    for person in slack_users:
+        assert slack_texts(person) == sent_texts
+        assert_stored_once_in_order(stored_events(cluster, person.user))
+    REPORT_LINES.append(f"scale-out: {SLACK_USERS * SLACK_MESSAGES}/{SLACK_USERS * SLACK_MESSAGES} Slack "
+                        f"messages through nginx and the inbox stored once, in order, across the kill")
 
     # the killed instance stays down; the survivor answers on its own port too
     assert cluster.processes["rasa-0"].poll() is not None
