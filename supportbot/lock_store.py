@@ -42,12 +42,16 @@ ticket.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Dict, Mapping, Optional, Text
 
 from rasa.core.lock import TicketLock
+from redis.exceptions import RedisError
 from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore, RedisLockStore
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable with the Redis URL of the lock store (unset: in memory).
 ENV_REDIS_URL = "REDIS_URL"
@@ -231,9 +235,13 @@ class ConfiguredLockStore(RedisLockStore):
 
     async def _keep_renewing(self, conversation_id: Text, ticket: int, lifetime: float) -> None:
         """Renew the holder's ticket every third of its lifetime until cancelled."""
-        while True:
-            await asyncio.sleep(lifetime / 3)
-            await self.try_ticket(conversation_id, ticket, lifetime)
+        try:
+            while True:
+                await asyncio.sleep(lifetime / 3)
+                await self.try_ticket(conversation_id, ticket, lifetime)
+        except (LockError, OSError, RedisError) as error:  # the turn goes on, without exclusivity
+            logger.error("The lock of conversation '%s' could not be renewed (%s): another message "
+                         "may run at the same time once it expires", conversation_id, error)
 
     @asynccontextmanager
     async def lock(self, conversation_id: Text, lock_lifetime: float = 0,
