@@ -3,7 +3,7 @@
 :func:`install` replaces the logging record factory, so every record, from
 any logger (Rasa's structlog output goes through the standard logging module
 too), has its message and traceback passed through
-:func:`supportbot.redaction.redact_text` before any handler formats it.
+:func:`accounts.redaction.redact_text` before any handler formats it.
 
 ``python -m supportbot.log_redaction rasa run ...`` and
 ``python -m supportbot.log_redaction rasa_sdk --actions actions ...`` start
@@ -19,7 +19,7 @@ import sys
 import traceback
 from typing import Any, Callable
 
-from supportbot.redaction import redact_text
+from accounts.redaction import redact_text
 
 _installed = False
 

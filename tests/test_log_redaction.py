@@ -4,7 +4,7 @@ import logging
 import subprocess
 import sys
 
-from supportbot.redaction import redact_text
+from accounts.redaction import redact_text
 from supportbot.settings import PROJECT_ROOT
 
 import pytest
