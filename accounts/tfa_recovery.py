@@ -96,7 +96,7 @@ from accounts.results import (
     support_reference,
     to_jsonable,
 )
-from accounts.redaction import scrub_secrets
+from accounts.redaction import redact_value
 from accounts.security import hash_secret, normalize_code, same_secret
 from accounts.step_up import revoke_open_grants
 from accounts.support_requests import open_support_request
@@ -208,7 +208,7 @@ def start_tfa_recovery(
         ``rate_limited`` (``retry_after_seconds``), ``account_not_found``,
         ``account_closed`` or ``not_permitted``.
     """
-    scrubbed = scrub_secrets(dict(context or {}))
+    scrubbed = redact_value(dict(context or {}))
 
     def body(ctx: OperationContext) -> Result:
         found = _member(ctx, actor)

@@ -2,8 +2,9 @@
 
 :func:`install` replaces the logging record factory, so every record, from
 any logger (Rasa's structlog output goes through the standard logging module
-too), has its message and traceback passed through
-:func:`accounts.redaction.redact_text` before any handler formats it.
+too), has its message and traceback cut to :data:`LOG_REDACTION_LIMIT` characters
+and passed through :func:`accounts.redaction.redact_text` before any handler
+formats it.
 
 ``python -m supportbot.log_redaction rasa run ...`` and
 ``python -m supportbot.log_redaction rasa_sdk --actions actions ...`` start
@@ -23,6 +24,20 @@ from accounts.redaction import redact_text
 
 _installed = False
 
+#: Characters of a log message (and of a traceback) that are redacted and kept;
+#: the rest is cut, so one huge message costs bounded time and leaks nothing.
+LOG_REDACTION_LIMIT = 8192
+
+
+def redact_capped(text: str, limit: int = LOG_REDACTION_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters and redacted, saying how much was left out."""
+    if len(text) <= limit:
+        return redact_text(text, split_codes=False)
+    head = text[:limit]
+    if not text[limit].isspace():  # a token cut in two is not recognisable: drop its start
+        head = head[: max(head.rfind(c) for c in " \t\r\n") + 1]
+    return f"{redact_text(head, split_codes=False)}... [{len(text) - len(head)} characters not logged]"
+
 
 def _redacting_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -31,12 +46,11 @@ def _redacting_factory(previous: Callable[..., logging.LogRecord]) -> Callable[.
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is logged as it is
             return record
-        redacted = redact_text(message, split_codes=False)
+        redacted = redact_capped(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)),
-                                          split_codes=False)
+            record.exc_text = redact_capped("".join(traceback.format_exception(*record.exc_info)))
         return record
 
     return factory
