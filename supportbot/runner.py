@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from console.settings import load_console_settings
+from supportbot.portal_token import DEV_PORTAL_SECRET_FILE, development_secret
 from supportbot.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("supportbot.runner")
@@ -161,17 +161,15 @@ def stop_all(processes: List[subprocess.Popen]) -> None:
 
 
 def prepare_account_store() -> bool:
-    """Apply the account store's migrations and load the demo accounts if missing."""
-    result = subprocess.run([sys.executable, "-m", "accounts", "demo"], cwd=PROJECT_ROOT,
+    """Apply the account store's migrations; load missing demo accounts (default SQLite file or ``DEMO_DATA=1``)."""
+    result = subprocess.run([sys.executable, "-m", "accounts", "prepare"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     if result.returncode != 0:
         logger.error("The account store could not be prepared:\n%s", result.stderr[-2000:])
         return False
-    logger.info("Account store ready (ACCOUNTS_DB_URL or var/accounts.db), demo accounts loaded.")
+    logger.info("Account store ready (ACCOUNTS_DB_URL or var/accounts.db): %s",
+                result.stdout.strip().splitlines()[0] if result.stdout.strip() else "migrated")
     return True
-
-
-DEV_PORTAL_SECRET_FILE = PROJECT_ROOT / "var" / "dev_portal_token_secret"
 
 
 def ensure_portal_secret() -> None:
@@ -184,11 +182,7 @@ def ensure_portal_secret() -> None:
     """
     if os.environ.get("PORTAL_TOKEN_SECRET"):
         return
-    if not DEV_PORTAL_SECRET_FILE.exists():
-        DEV_PORTAL_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DEV_PORTAL_SECRET_FILE.touch(mode=0o600)
-        DEV_PORTAL_SECRET_FILE.write_text(secrets.token_urlsafe(48))
-    os.environ["PORTAL_TOKEN_SECRET"] = DEV_PORTAL_SECRET_FILE.read_text().strip()
+    os.environ["PORTAL_TOKEN_SECRET"] = development_secret(create=True) or ""
     logger.warning("PORTAL_TOKEN_SECRET not set: using the development secret in %s",
                    DEV_PORTAL_SECRET_FILE)
 

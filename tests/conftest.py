@@ -117,6 +117,7 @@ def assistant_env(tmp_dir: Path) -> Dict[str, str]:
         "PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET,
         "MAIL_BACKEND": "file",
         "MAIL_DIR": str(tmp_dir / "mail"),
+        "DEMO_DATA": "1",  # the tests sign in as the demo accounts
     }
 
 

@@ -61,7 +61,7 @@ def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
     run_dir = tmp_path_factory.mktemp("cluster")
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
-        env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file",
+        env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file", "DEMO_DATA": "1",
                "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path)}
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:
