@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, IO, List, Mapping, Optional, Sequence
 
+from supportbot.action_claims import ENV_KEY as ACTION_CLAIMS_KEY
+from supportbot.action_claims import ensure_key as ensure_claims_key
 from supportbot.runner import ensure_portal_secret, free_port, process_specs, wait_until_up
 from supportbot.settings import PROJECT_ROOT, load_settings
 
@@ -267,6 +269,9 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
     if "PORTAL_TOKEN_SECRET" not in base:
         ensure_portal_secret()
         base["PORTAL_TOKEN_SECRET"] = os.environ["PORTAL_TOKEN_SECRET"]
+    if ACTION_CLAIMS_KEY not in base:
+        ensure_claims_key()
+        base[ACTION_CLAIMS_KEY] = os.environ[ACTION_CLAIMS_KEY]
     base.update(TRACKER_DB_URL=tracker_db_url, ACCOUNTS_DB_URL=accounts_db_url,
                 REDIS_URL=redis_url, PYTHONPATH=str(PROJECT_ROOT),
                 RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1")

@@ -9,7 +9,8 @@ formats it.
 ``python -m supportbot.log_redaction rasa run ...`` and
 ``python -m supportbot.log_redaction rasa_sdk --actions actions ...`` start
 the Rasa server and the action server with it installed (the runner does).
-For ``rasa`` it also installs :mod:`supportbot.rasa_fixes`.
+For ``rasa`` it also installs :mod:`supportbot.rasa_fixes` and the signing of
+identity claims (:mod:`supportbot.action_claims`).
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ def main() -> None:
     install()
     module, sys.argv = sys.argv[1], sys.argv[1:]
     if module == "rasa":
-        from supportbot import rasa_fixes
+        from supportbot import action_claims, rasa_fixes
 
         rasa_fixes.install()  # measured Rasa costs, fixed at run time (see that module)
+        action_claims.install()  # action calls carry signed identity claims
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from console.settings import load_console_settings
+from supportbot.action_claims import ENV_KEY as ACTION_CLAIMS_KEY
+from supportbot.action_claims import ensure_key as ensure_claims_key
 from supportbot.portal_token import DEV_PORTAL_SECRET_FILE, development_secret
 from supportbot.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -53,7 +55,12 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     # E-mailed TFA enrolment / "not me" links open the chat page server's /tfa/ pages unless set.
     base_env.setdefault("ACCOUNTS_ENROLLMENT_BASE_URL", f"http://{_local(settings.web_host)}:{settings.web_port}")
 
-    actions_env = dict(base_env, SANIC_HOST=settings.action_host)
+    # Each secret only where it is used: the portal secret verifies tokens in the
+    # channels (Rasa) and the widget page; the claims key signs (Rasa) and checks
+    # (actions) identity claims. The console and the workers need neither.
+    actions_env = without(dict(base_env, SANIC_HOST=settings.action_host), PORTAL_TOKEN_SECRET)
+    web_env = without(base_env, ACTION_CLAIMS_KEY)
+    worker_env = without(base_env, PORTAL_TOKEN_SECRET, ACTION_CLAIMS_KEY)
     actions = ProcessSpec(
         name="actions",
         argv=[python, "-m", "supportbot.log_redaction", "rasa_sdk", "--actions", "actions",
@@ -84,15 +91,15 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     web = ProcessSpec(
         name="chat page",
         argv=[python, "-m", "supportbot.chatpage"],
-        env=base_env,
+        env=web_env,
         health_url=f"http://{_local(settings.web_host)}:{settings.web_port}/healthz",
     )
 
-    console_settings = load_console_settings(base_env)
+    console_settings = load_console_settings(worker_env)
     console = ProcessSpec(
         name="review console",
         argv=[python, "-m", "console", "serve"],
-        env=base_env,
+        env=worker_env,
         health_url=f"{console_settings.local_url}/healthz",
     )
 
@@ -100,15 +107,23 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     mail = ProcessSpec(
         name="mail dispatcher",
         argv=[python, "-m", "supportbot.log_redaction", "accounts", "dispatch", "--loop"],
-        env=base_env,
+        env=worker_env,
     )
     # Delivers stored support requests to the helpdesk (HELPDESK_*; accounts/README.md "Helpdesk delivery").
     helpdesk = ProcessSpec(
         name="helpdesk delivery",
         argv=[python, "-m", "supportbot.log_redaction", "accounts", "helpdesk", "--loop"],
-        env=base_env,
+        env=worker_env,
     )
     return [actions, rasa, web, console, mail, helpdesk]
+
+
+PORTAL_TOKEN_SECRET = "PORTAL_TOKEN_SECRET"
+
+
+def without(env: Dict[str, str], *names: str) -> Dict[str, str]:
+    """A copy of ``env`` without the variables ``names`` (secrets a process does not need)."""
+    return {key: value for key, value in env.items() if key not in names}
 
 
 def _local(host: str) -> str:
@@ -198,6 +213,7 @@ def main() -> int:
     if not prepare_account_store():
         return 1
     ensure_portal_secret()
+    ensure_claims_key()
     specs = process_specs(settings)
     processes: List[subprocess.Popen] = []
     stopping = False

@@ -67,6 +67,7 @@ environment first.
 | ``BENCH_QUICK`` | ``0`` | ``1`` makes ``make bench`` one short repetition (developing the harness; figures not for quoting; docs/benchmarks.md) |
 | ``BENCH_LOG_LEVEL`` | ``WARNING`` | log level of the Rasa and action servers that ``make bench`` starts |
 | ``DEMO_DATA`` | ``0`` | ``1`` loads the demo accounts (published TOTP secret and recovery codes) at start-up into an account store other than the default SQLite file, which always gets them (accounts/demo.py) |
+| ``ACTION_CLAIMS_KEY`` | (none; ``make run`` creates a development one in ``var/``) | HMAC key (32+ bytes) of the identity claims the Rasa processes pass to the action servers, which refuse unsigned or altered claims (supportbot/action_claims.py); set it on the Rasa and action server processes only |
 """
 
 from __future__ import annotations
