@@ -118,12 +118,16 @@ def _helpdesk(args: argparse.Namespace, url: str) -> int:
 def _dispatch(args: argparse.Namespace, url: str) -> int:
     """Run ``dispatch --once`` or ``dispatch --loop`` (mail settings from the environment)."""
     from accounts.dispatch import dispatch_pending, run_loop
-    from accounts.mail import mailer_from_env
+    from accounts.mail import Mailer, mailer_from_env
+
+    def real_mail_needs_the_portal() -> Mailer:
+        settings.require_portal_for_real_mail()
+        return mailer_from_env()
 
     def once(deps: Any, mailer: Any) -> str:
         return dispatch_pending(deps, mailer, batch=args.batch).summary()
 
-    return _run_worker(args, url, "mail", mailer_from_env, once, run_loop)
+    return _run_worker(args, url, "mail", real_mail_needs_the_portal, once, run_loop)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

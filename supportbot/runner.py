@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from accounts.settings import Settings as AccountSettings
 from console.settings import load_console_settings
 from supportbot.action_claims import ENV_KEY as ACTION_CLAIMS_KEY
 from supportbot.action_claims import ensure_key as ensure_claims_key
@@ -210,6 +211,11 @@ def main() -> int:
         logger.error("No trained model at %s: run `make train` first.", settings.model_path)
         return 1
 
+    try:
+        AccountSettings.from_env()  # refuses real mail without the portal's URL, before anything starts
+    except ValueError as error:
+        logger.error("%s", error)
+        return 1
     if not prepare_account_store():
         return 1
     ensure_portal_secret()

@@ -54,3 +54,18 @@ def test_compose_services_run_modules_and_files_of_the_image():
                 assert (PROJECT_ROOT / path).exists() and path.split("/")[-1] in dockerfile, path
     rasa = compose["services"]["rasa-1"]["environment"]
     assert rasa["REDIS_URL"].startswith("redis://") and rasa["TRACKER_DB_URL"].startswith("postgresql://")
+
+
+def test_secrets_reach_only_the_services_that_use_them_and_real_mail_has_the_portal_url():
+    compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    services = compose["services"]
+    holders = {secret: sorted(name for name, service in services.items()
+                              if secret in (service.get("environment") or {}))
+               for secret in ("PORTAL_TOKEN_SECRET", "ACTION_CLAIMS_KEY")}
+    assert holders == {"PORTAL_TOKEN_SECRET": ["chatpage", "rasa-1", "rasa-2"],
+                       "ACTION_CLAIMS_KEY": ["actions-1", "actions-2", "rasa-1", "rasa-2"]}
+    assert services["mail"]["environment"]["MAIL_BACKEND"] == "smtp"
+    assert services["mail"]["environment"]["ACCOUNTS_PORTAL_BASE_URL"].startswith("${ACCOUNTS_PORTAL_BASE_URL:?")
+    example = dict(line.split("=", 1) for line in (DEPLOY / "example.env").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert {"ACCOUNTS_PORTAL_BASE_URL", "ACTION_CLAIMS_KEY", "PORTAL_TOKEN_SECRET"} <= set(example)
