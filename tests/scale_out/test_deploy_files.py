@@ -69,3 +69,18 @@ def test_secrets_reach_only_the_services_that_use_them_and_real_mail_has_the_por
     example = dict(line.split("=", 1) for line in (DEPLOY / "example.env").read_text().splitlines()
                    if line and not line.startswith("#"))
     assert {"ACCOUNTS_PORTAL_BASE_URL", "ACTION_CLAIMS_KEY", "PORTAL_TOKEN_SECRET"} <= set(example)
+
+
+def test_each_service_logs_in_to_the_databases_it_uses_as_its_own_role():
+    services = yaml.safe_load((DEPLOY / "compose.yml").read_text())["services"]
+    urls = {name: {key: value for key, value in (service.get("environment") or {}).items()
+                   if key in ("TRACKER_DB_URL", "ACCOUNTS_DB_URL")}
+            for name, service in services.items() if name not in ("postgres", "redis", "nginx")}
+    assert sorted(name for name, found in urls.items() if "TRACKER_DB_URL" in found) == ["console", "rasa-1", "rasa-2"]
+    for name, found in urls.items():
+        users = {value.split("//")[1].split(":")[0] for value in found.values()}
+        expected = "supportbot" if name == "migrate" else f"supportbot_{name.split('-')[0]}"
+        assert users == {expected}, name
+        assert name == "migrate" or "POSTGRES_PASSWORD" not in str(found), name
+    mounts = " ".join(services["postgres"]["volumes"])
+    assert "postgres-roles.sh:/docker-entrypoint-initdb.d/" in mounts and "postgres-roles.sql" in mounts
