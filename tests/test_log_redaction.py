@@ -7,7 +7,6 @@ import sys
 from supportbot.settings import PROJECT_ROOT
 
 
-
 def test_a_process_started_with_redaction_logs_no_secret(tmp_path):
     script = (
         "import logging, sys\n"
