@@ -27,6 +27,8 @@ FORBIDDEN_KEYS = frozenset({"token", "raw_token", "password", "new_password", "c
 # (tested on 100,000-character adversarial inputs): quantifiers that can repeat
 # without bound either consume a whole run of their characters from a position
 # a look-behind pins to the run's start, or are bounded; look-aheads are bounded.
+# Rules start with a character (class), the look-behind after it, so the regex
+# engine skips ahead to candidates instead of trying every position.
 # A rule that needs a decision about a whole run (a long random-looking string,
 # a link with a secret in it) matches the run and decides in a function.
 
@@ -35,7 +37,7 @@ _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 
 #: JSON Web Tokens (portal tokens and the like).
-_JWT = re.compile(rf"(?<![{_RUN}])eyJ[{_RUN}]{{5,}}\.[{_RUN}]{{5,}}\.[{_RUN}]{{5,}}")
+_JWT = re.compile(rf"eyJ(?<![{_RUN}]eyJ)[{_RUN}]{{5,}}\.[{_RUN}]{{5,}}\.[{_RUN}]{{5,}}")
 #: A whole link; masked from ``http`` on when it carries a token or code.
 _LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 _LINK_SECRET_WORDS = re.compile(r"token|code|reset|invit|secret|enroll|not-me", re.IGNORECASE)
@@ -45,11 +47,11 @@ _QUERY_SECRET = re.compile(r"(?<=[?&])(?:token|code|secret|key|otp)=[^&\s\"']+",
 #: or with a digit, or in the 4x4 shape), typed with spaces too (ABCD EFGH 2345
 #: JKLM, abcd efgh 2345 jklm, DEMO RECOVERY 01); not words such as
 #: "site-packages" or "follow-up", nor the local part of an e-mail address.
-_RECOVERY_CODE = re.compile(
-    r"(?<![@\w])(?=[A-Za-z0-9])(?:"
-    r"[A-Za-z0-9]{4,16}(?:-[A-Za-z0-9]{2,16}){1,3}"
-    r"|[A-Za-z0-9]{4}(?:[ -][A-Za-z0-9]{4}){3}"
-    r"|[A-Z0-9]{4,12}(?: [A-Z0-9]{2,12}){2,3}"
+_RECOVERY_CODE = re.compile(  # the first character, then: not inside a word or after an "@"
+    r"[A-Za-z0-9](?<![@\w][A-Za-z0-9])(?:"
+    r"[A-Za-z0-9]{3,15}(?:-[A-Za-z0-9]{2,16}){1,3}"
+    r"|[A-Za-z0-9]{3}(?:[ -][A-Za-z0-9]{4}){3}"
+    r"|(?<=[A-Z0-9])[A-Z0-9]{3,11}(?: [A-Z0-9]{2,12}){2,3}"
     r")(?!\w)(?![\w.+-]{0,64}@)"
 )
 _GROUP_SEPARATOR = re.compile(r"[ -]")
@@ -78,15 +80,15 @@ def _mask_recovery_codes(text: str) -> str:
 
 
 #: One-time codes: 6 to 10 digits, not part of an amount or a version.
-_DIGIT_CODE = re.compile(r"(?<!\d)(?<!\d[.,])\d{6,10}(?!\d)(?![.,]\d)")
+_DIGIT_CODE = re.compile(r"\d(?<!\d\d)(?<!\d[.,]\d)\d{5,9}(?!\d)(?![.,]\d)")
 #: Codes typed in groups: "123 456", "123-4567", "12 34 56", "1 2 3 4 5 6". Not
 #: applied to log lines, where "200 392" (a status and a size) is far more
 #: common than a typed code.
-_SPLIT_CODE = re.compile(
-    r"(?<!\d)(?<!\d[.,])(?:\d{3,5}[ -]\d{3,5}|\d{2}[ -]\d{2}[ -]\d{2}|\d(?:[ -]\d){5,9})(?!\d)(?![.,]\d)"
+_SPLIT_CODE = re.compile(  # the first digit, then: not after a digit or a decimal point
+    r"\d(?<!\d\d)(?<!\d[.,]\d)(?:\d{2,4}[ -]\d{3,5}|\d[ -]\d{2}[ -]\d{2}|(?:[ -]\d){5,9})(?!\d)(?![.,]\d)"
 )
 #: A whole run of key characters, judged by :func:`_is_key_like`.
-_KEY_RUN = re.compile(rf"(?<![{_RUN}])[{_RUN}]{{12,}}")
+_KEY_RUN = re.compile(rf"[{_RUN}](?<![{_RUN}][{_RUN}])[{_RUN}]{{11,}}")
 _BASE32 = re.compile(r"[A-Z2-7]{16,}")
 _UPPER_CODE = re.compile(r"[A-Z0-9-]{12,}")
 #: "password is ...", "pw: ...".
