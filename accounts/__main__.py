@@ -163,6 +163,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command in ("demo", "prepare"):
             from accounts.demo import DEMO_ACCOUNTS, load_demo
 
+            if args.command == "prepare":
+                print("migrated; demo accounts loaded (the default SQLite file, or DEMO_DATA=1)")
+
             import sqlalchemy as sa
 
             from accounts.models import Account

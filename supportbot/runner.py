@@ -29,6 +29,8 @@ from supportbot.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("supportbot.runner")
 
+PORTAL_TOKEN_SECRET = "PORTAL_TOKEN_SECRET"
+
 READY_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 10.0
 
@@ -117,9 +119,6 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
         env=worker_env,
     )
     return [actions, rasa, web, console, mail, helpdesk]
-
-
-PORTAL_TOKEN_SECRET = "PORTAL_TOKEN_SECRET"
 
 
 def without(env: Dict[str, str], *names: str) -> Dict[str, str]:
