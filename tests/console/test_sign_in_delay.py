@@ -6,7 +6,7 @@ The console runs in process with an injected clock; requests go through aiohttp'
 from __future__ import annotations
 
 import asyncio
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
