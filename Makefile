@@ -39,7 +39,7 @@ nginx:
 # 2 action servers behind nginx, on PostgreSQL (TRACKER_DB_URL, ACCOUNTS_DB_URL) and
 # Redis (REDIS_URL); defaults and options: supportbot/cluster.py, docs/deployment.md.
 run-cluster: $(MODEL) nginx
-	$(PY) -m supportbot.cluster
+	DEMO_DATA=$${DEMO_DATA:-1} $(PY) -m supportbot.cluster
 
 # The website widget (rasa-webchat, pinned in web/package-lock.json), served
 # from web/node_modules by the chat page server. Re-installed when the pins change.

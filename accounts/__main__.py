@@ -4,6 +4,7 @@ Usage::
 
     python -m accounts migrate [--url URL]     # apply Alembic migrations
     python -m accounts demo [--url URL]        # migrate, then load missing demo data
+    python -m accounts prepare [--url URL]     # migrate; demo data only into var/accounts.db or with DEMO_DATA=1
     python -m accounts demo-reset-tfa          # demo secret + 8 recovery codes back on tfa@demo.example
     python -m accounts finalize-closures       # close accounts whose grace period ended
     python -m accounts dispatch --once         # send the due outbox notifications, then exit
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo", help="migrate and load demo data (idempotent)")
+    sub.add_parser("prepare", help="migrate; load demo data into the default SQLite file or with DEMO_DATA=1 (start-up)")
     sub.add_parser("demo-reset-tfa", help="restore the demo TFA state of tfa@demo.example after a recovery demo")
     sub.add_parser("finalize-closures", help="close accounts whose grace period has ended")
     dispatch = sub.add_parser("dispatch", help="e-mail the pending outbox notifications (MAIL_BACKEND, SMTP_*)")
@@ -116,12 +118,16 @@ def _helpdesk(args: argparse.Namespace, url: str) -> int:
 def _dispatch(args: argparse.Namespace, url: str) -> int:
     """Run ``dispatch --once`` or ``dispatch --loop`` (mail settings from the environment)."""
     from accounts.dispatch import dispatch_pending, run_loop
-    from accounts.mail import mailer_from_env
+    from accounts.mail import Mailer, mailer_from_env
+
+    def real_mail_needs_the_portal() -> Mailer:
+        settings.require_portal_for_real_mail()
+        return mailer_from_env()
 
     def once(deps: Any, mailer: Any) -> str:
         return dispatch_pending(deps, mailer, batch=args.batch).summary()
 
-    return _run_worker(args, url, "mail", mailer_from_env, once, run_loop)
+    return _run_worker(args, url, "mail", real_mail_needs_the_portal, once, run_loop)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -148,8 +154,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     engine = make_engine(url)
     try:
         factory = make_session_factory(engine)
-        if args.command == "demo":
+        if args.command == "prepare":
+            from accounts.demo import demo_data_wanted
+
+            if not demo_data_wanted(url):
+                print("migrated; no demo data (only var/accounts.db gets it, or DEMO_DATA=1)")
+                return 0
+        if args.command in ("demo", "prepare"):
             from accounts.demo import DEMO_ACCOUNTS, load_demo
+
+            if args.command == "prepare":
+                print("migrated; demo accounts loaded (the default SQLite file, or DEMO_DATA=1)")
 
             import sqlalchemy as sa
 

@@ -17,14 +17,21 @@ primary e-mail.
   the demo secret and the 8 codes back.
 * The pending invitation of ``invited@demo.example`` has a random token that
   is thrown away; invite someone again to get a usable link.
+
+Because those secrets are published, the start-up preparation
+(``python -m accounts prepare``, run by ``make run`` and the local cluster)
+loads the demo accounts only into the default SQLite file or where
+``DEMO_DATA=1`` (:func:`demo_data_wanted`); ``python -m accounts demo`` loads
+them by hand into any store.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +49,7 @@ from accounts.models import (
     TfaRecoveryCode,
 )
 from accounts.security import hash_secret
+from accounts.settings import default_db_url
 
 DEMO_TOTP_SECRET = "DEMOTFADEMOTFADEMOTFADEMOTFADEMO"
 DEMO_RECOVERY_CODES: Tuple[str, ...] = tuple(f"DEMO-RECOVERY-{i:02d}" for i in range(1, 9))
@@ -174,6 +182,23 @@ def _build(session: Session, email: str, now: datetime, tokens: TokenGenerator) 
                  grace_period_ends_at=now + timedelta(days=14))
     else:  # pragma: no cover - DEMO_ACCOUNTS and this function go together
         raise ValueError(email)
+
+
+#: ``1`` loads the demo accounts at start-up into a store other than the default SQLite file.
+DEMO_DATA_ENV = "DEMO_DATA"
+
+
+def demo_data_wanted(url: str, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether start-up loads the demo accounts into ``url``: the default SQLite file, or ``DEMO_DATA=1``.
+
+    Args:
+        url: The account store's URL.
+        environ: Mapping to read ``DEMO_DATA`` from; defaults to ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    if (env.get(DEMO_DATA_ENV) or "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return url == default_db_url()
 
 
 def load_demo(

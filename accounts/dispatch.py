@@ -55,7 +55,8 @@ from sqlalchemy.orm import Session
 
 from accounts.db import read_session, write_session
 from accounts.deps import Deps
-from accounts.mail import Mailer, MailError, compose, scrub, secret_values
+from accounts.mail import Mailer, MailError, compose, secret_values
+from accounts.redaction import mask_known_secrets
 from accounts.models import OUTBOX_ERROR_LENGTH, OutboxNotification
 from accounts.worker import run_rounds
 
@@ -138,7 +139,7 @@ def _claim(session: Session, now: datetime) -> Optional[OutboxNotification]:
 
 def _unexpected(exc: BaseException, secrets: Sequence[str]) -> str:
     """Describe a non-MailError exception (a bug or an odd library error), scrubbed."""
-    return scrub(f"{type(exc).__name__}: {exc}", secrets)[:300]
+    return mask_known_secrets(f"{type(exc).__name__}: {exc}", secrets)[:300]
 
 
 def _attempt(row: OutboxNotification, mailer: Mailer, at: datetime) -> Optional[Tuple[str, bool, bool]]:
@@ -151,11 +152,11 @@ def _attempt(row: OutboxNotification, mailer: Mailer, at: datetime) -> Optional[
     try:
         mailer.send(message)
     except MailError as exc:
-        return scrub(str(exc), secrets), exc.permanent, exc.server_unavailable
+        return mask_known_secrets(str(exc), secrets), exc.permanent, exc.server_unavailable
     except Exception as exc:  # noqa: BLE001 - a bug or an odd library error: recorded, logged, retried
         logger.error(
             "outbox %s (%s): unexpected error while sending:\n%s", row.id, row.kind,
-            scrub("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), secrets),
+            mask_known_secrets("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), secrets),
         )
         return _unexpected(exc, secrets), False, False
     return None

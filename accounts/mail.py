@@ -5,7 +5,7 @@
   wording; an unknown kind gets a generic but readable message, and nothing
   here raises on a missing or odd payload field. Values of ``secret_*`` keys
   (``secret_link``, ``secret_code``, ``secret_report_link``) only ever go into
-  the body, never into a header; :func:`scrub` keeps them out of error texts.
+  the body, never into a header; :func:`accounts.redaction.mask_known_secrets` keeps them out of error texts.
 * :func:`compose` builds the :class:`~email.message.EmailMessage`, with the
   deterministic Message-ID :func:`message_id` (``<outbox-{id}@{domain}>``), so
   a receiver can recognise a message sent twice (see :mod:`accounts.dispatch`).
@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
 
 from accounts.outbox import SECRET_PREFIX
 from accounts.settings import PROJECT_ROOT
@@ -500,23 +500,6 @@ def compose(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.body)
     return message
-
-
-def scrub(text: str, secrets: Iterable[Any]) -> str:
-    """Replace every secret value found in ``text`` by ``[redacted]``.
-
-    Args:
-        text: An error description or log text.
-        secrets: Values that must not appear (short ones are ignored).
-
-    Returns:
-        The cleaned text.
-    """
-    for secret in secrets:
-        value = "" if secret is None else str(secret)
-        if len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    return text
 
 
 def secret_values(payload: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:

@@ -18,29 +18,13 @@ Payload rules:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, Mapping, Optional, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 from sqlalchemy.orm import Session
 
 from accounts.models import OutboxNotification
-
-#: Payload keys starting with this prefix hold values that must never be logged.
-SECRET_PREFIX = "secret_"
-
-#: Key names that must never appear in audit details or non-secret payload fields.
-FORBIDDEN_KEYS = frozenset({"token", "raw_token", "password", "new_password", "code", "recovery_code", "secret", "totp_secret"})
-
-
-def redact_payload(payload: Mapping[str, Any]) -> Dict[str, Any]:
-    """Return a copy of a payload without its ``secret_*`` fields (safe to log).
-
-    Args:
-        payload: An outbox payload.
-
-    Returns:
-        The payload minus keys starting with :data:`SECRET_PREFIX`.
-    """
-    return {k: v for k, v in payload.items() if not k.startswith(SECRET_PREFIX)}
+# The secret-key rules and the safe-to-log payload live with the other redaction rules.
+from accounts.redaction import FORBIDDEN_KEYS, SECRET_PREFIX, redact_payload  # noqa: F401 - re-exported
 
 
 def check_no_secrets(data: Mapping[str, Any], *, allow_secret_prefix: bool = False) -> None:

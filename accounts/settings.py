@@ -19,7 +19,8 @@ Environment variable                  Meaning (default)
 ``ACCOUNTS_RESET_RATE_WINDOW_MINUTES`` length of that window in minutes (60)
 ``ACCOUNTS_PORTAL_BASE_URL``          base URL of the customer portal, used to
                                       build e-mailed links
-                                      (``https://portal.example.com``)
+                                      (``https://portal.example.com``; required
+                                      with ``MAIL_BACKEND=smtp``)
 ``ACCOUNTS_ENROLLMENT_BASE_URL``      base URL of the server that serves
                                       ``/tfa/enroll`` and ``/tfa/not-me``
                                       (supportbot's chat page server, or the
@@ -56,6 +57,18 @@ PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH: Path = PROJECT_ROOT / "var" / "accounts.db"
 
 ENV_DB_URL = "ACCOUNTS_DB_URL"
+
+
+def require_portal_for_real_mail(environ: Optional[Mapping[str, str]] = None) -> None:
+    """Refuse ``MAIL_BACKEND=smtp`` without ``ACCOUNTS_PORTAL_BASE_URL``: real mail must not link to the example portal.
+
+    Raises:
+        ValueError: Mail really goes out and the portal's URL is not set.
+    """
+    env = os.environ if environ is None else environ
+    if (env.get("MAIL_BACKEND") or "").strip().lower() == "smtp" and not (env.get("ACCOUNTS_PORTAL_BASE_URL") or "").strip():
+        raise ValueError("MAIL_BACKEND=smtp sends real e-mail, whose links point to the customer portal: "
+                         "set ACCOUNTS_PORTAL_BASE_URL to the portal's URL (https://...)")
 
 
 def default_db_url() -> str:
@@ -148,6 +161,7 @@ class Settings:
             The settings.
         """
         env = os.environ if environ is None else environ
+        require_portal_for_real_mail(env)
         d = cls()
         return cls(
             grace_period_days=_int(env, "ACCOUNTS_GRACE_PERIOD_DAYS", d.grace_period_days),

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import sqlalchemy as sa
 
@@ -25,35 +25,13 @@ from accounts.db import lock_row, read_session, write_session
 from accounts.deps import Actor, Deps
 from accounts.models import RELEASED_BY_LENGTH, Account, AuditEvent, SupportRequest
 from accounts.operation import OperationContext, run_operation
-from accounts.outbox import FORBIDDEN_KEYS, SECRET_PREFIX
+from accounts.redaction import redact_secret_keys
 from accounts.results import Reason, Refused, Result, SupportRequestCreated, support_reference, to_jsonable
 from accounts.security import is_valid_email, normalize_email
 
 MAX_CHANNEL = 32
 MAX_REASON = 64
 MAX_SUMMARY = 5000
-REDACTED = "[redacted]"
-
-
-def redact_context(context: Mapping[str, Any]) -> Dict[str, Any]:
-    """Return ``context`` with secret-looking keys' values replaced, recursively.
-
-    Args:
-        context: JSON-like mapping.
-
-    Returns:
-        A redacted copy.
-    """
-    out: Dict[str, Any] = {}
-    for key, value in context.items():
-        lowered = str(key).lower()
-        if lowered in FORBIDDEN_KEYS or lowered.startswith(SECRET_PREFIX):
-            out[str(key)] = REDACTED
-        elif isinstance(value, Mapping):
-            out[str(key)] = redact_context(value)
-        else:
-            out[str(key)] = value
-    return out
 
 
 def open_support_request(
@@ -88,7 +66,7 @@ def open_support_request(
         channel=channel,
         reason=reason,
         summary=summary,
-        context=to_jsonable(redact_context(context)),
+        context=to_jsonable(redact_secret_keys(context)),
         contact_email=contact_email,
         status="open",
         created_at=ctx.now,
@@ -192,7 +170,7 @@ def create_support_request(
             "channel": channel,
             "reason": reason,
             "summary": summary,
-            "context": redact_context(data),
+            "context": redact_secret_keys(data),
             "contact_email": address,
         },
         body=body,

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, List, Mapping, Optional, Tuple, Union
@@ -97,6 +96,7 @@ from accounts.results import (
     support_reference,
     to_jsonable,
 )
+from accounts.redaction import redact_value
 from accounts.security import hash_secret, normalize_code, same_secret
 from accounts.step_up import revoke_open_grants
 from accounts.support_requests import open_support_request
@@ -107,42 +107,6 @@ REPORT_PATH = "/tfa/not-me"
 RECOVERY_CODE_COUNT = 10
 SUPPORT_REASON = "lost_tfa_device"
 NOT_ME_REASON = "tfa_reset_not_me"
-REDACTED = "[redacted]"
-
-_SECRET_PATTERNS = (
-    re.compile(r"https?://\S*(?:token|code|secret|enroll|not-me)\S*", re.IGNORECASE),
-    re.compile(r"(?<=[?&])(?:token|code|secret|otp)=[^&\s\"']+", re.IGNORECASE),
-    re.compile(r"\b[A-Za-z0-9]{4,}(?:-[A-Za-z0-9]{2,}){2,3}\b"),  # recovery codes: 3-4 groups
-    re.compile(r"(?<!\d)\d{3,5}[ -]?\d{3,5}(?!\d)"),
-    re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{16,}\b"),
-    re.compile(r"\b[A-Z2-7]{16,}\b"),
-    re.compile(r"(?i)\b(?:pass(?:word)?|pwd|pw)\b\s*(?:is|:|=)\s*\S+"),
-)
-
-
-def scrub_secrets(value: Any) -> Any:
-    """Return a JSON-like value with code-, token- and password-like text masked.
-
-    Used on the conversation attached to a lost-TFA support request: customers
-    paste recovery codes, one-time codes and links into chats. It errs on the
-    side of masking (a 6-digit order number is masked too).
-
-    Args:
-        value: String, list or mapping (recursively).
-
-    Returns:
-        A scrubbed copy.
-    """
-    if isinstance(value, str):
-        for pattern in _SECRET_PATTERNS:
-            value = pattern.sub(REDACTED, value)
-        return value
-    if isinstance(value, (list, tuple)):
-        return [scrub_secrets(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): scrub_secrets(v) for k, v in value.items()}
-    return value
-
 
 def enrollment_link(base_url: str, token: str) -> str:
     """Return the e-mailed enrolment link ``{base}/tfa/enroll?token=...``."""
@@ -244,7 +208,7 @@ def start_tfa_recovery(
         ``rate_limited`` (``retry_after_seconds``), ``account_not_found``,
         ``account_closed`` or ``not_permitted``.
     """
-    scrubbed = scrub_secrets(dict(context or {}))
+    scrubbed = redact_value(dict(context or {}))
 
     def body(ctx: OperationContext) -> Result:
         found = _member(ctx, actor)

@@ -25,7 +25,7 @@ from actions import messages
 from actions.account_store import call_domain
 from actions.identity import identify
 from actions.operation_flow import SUPPORT_OFFER, idempotency_key, operation_outcome
-from supportbot.redaction import redact_text, redact_tokens
+from accounts.redaction import redact_text, redact_tokens
 from supportbot.settings import load_settings
 
 logger = logging.getLogger(__name__)

@@ -12,19 +12,25 @@ Two sources, nothing else:
 
 Nothing a user types (slots, entities, ``/intent{...}`` messages) can set
 either. Actions read them for the latest message only, so an expired token or
-a revoked link stops authorising operations at once.
+a revoked link stops authorising operations at once, and only when Rasa signed
+that message's claims for this conversation (supportbot/action_claims.py):
+a made-up tracker sent straight to the action server identifies nobody.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from rasa_sdk import Tracker
 
 from accounts.deps import Actor
+from supportbot.action_claims import MissingClaimsKey, key_from_env, verified_user_event
 from supportbot.portal_token import VERIFIED_IDENTITY_KEY
+
+logger = logging.getLogger(__name__)
 
 TRUSTED_SOURCES = ("portal_token",)
 
@@ -56,9 +62,19 @@ def _latest_user_event(tracker: Tracker) -> Optional[Dict[str, Any]]:
     return None
 
 
+def _signed_latest_user_event(tracker: Tracker, now: Optional[dt.datetime] = None) -> Optional[Dict[str, Any]]:
+    """The latest user event if Rasa signed its claims for this conversation, else None."""
+    try:
+        key = key_from_env()
+    except MissingClaimsKey as error:
+        logger.error("%s: nobody can be identified.", error)
+        return None
+    return verified_user_event(tracker.sender_id, tracker.events, key, now)
+
+
 def verified_customer(tracker: Tracker, now: Optional[dt.datetime] = None) -> Optional[Customer]:
     """The verified customer behind the latest message, or None if anonymous."""
-    event = _latest_user_event(tracker)
+    event = _signed_latest_user_event(tracker, now)
     metadata = (event or {}).get("metadata") or {}
     claims = metadata.get(VERIFIED_IDENTITY_KEY)
     if not isinstance(claims, dict) or claims.get("source") not in TRUSTED_SOURCES:
@@ -77,7 +93,7 @@ def verified_customer(tracker: Tracker, now: Optional[dt.datetime] = None) -> Op
 
 def chat_identity(tracker: Tracker) -> Optional[Tuple[str, str]]:
     """(channel, channel user id) of a chat user who could link their account, if any."""
-    event = _latest_user_event(tracker) or {}
+    event = _signed_latest_user_event(tracker) or {}
     user = (event.get("metadata") or {}).get("channel_user")
     if isinstance(user, dict) and user.get("channel") in LINKABLE_CHANNELS and user.get("channel_user_id"):
         return str(user["channel"]), str(user["channel_user_id"])

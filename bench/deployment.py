@@ -136,7 +136,8 @@ def start_deployment(model: Path, log_dir: Optional[Path] = None,
         RASA_PORT=str(rasa_port), ACTION_PORT=str(action_port),
         ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
         TRACKER_DB_URL=f"sqlite:///{workdir / 'tracker.db'}", ACCOUNTS_DB_URL=accounts_url,
-        PORTAL_TOKEN_SECRET=secrets.token_urlsafe(48), MAIL_BACKEND="file",
+        PORTAL_TOKEN_SECRET=secrets.token_urlsafe(48), ACTION_CLAIMS_KEY=secrets.token_urlsafe(48),
+        MAIL_BACKEND="file",
         MAIL_DIR=str(workdir / "mail"), LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     )
     env = {k: v for k, v in env.items() if k not in DEPLOYMENT_OVERRIDES}  # make run's defaults

@@ -245,7 +245,9 @@ class Console:
                 error="The sign-in form expired. Please try again."), status=403)
             self._cookie(response, LOGIN_CSRF_COOKIE, token, path="/login")
             return response
-        outcome, value = await self.run(self._sign_in, email, password, request.remote or "unknown")
+        address = auth.client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                                      self.settings.trusted_proxies)
+        outcome, value = await self.run(self._sign_in, email, password, address)
         if outcome == "ok":
             response = web.HTTPFound(next_path)
             self._cookie(response, SESSION_COOKIE, value, max_age=int(self.settings.session_hours * 3600))

@@ -5,9 +5,16 @@
   stored with the hash, so they can be raised later without breaking old hashes.
 * A session is a random token in an HttpOnly, SameSite=Strict cookie; the
   database keeps only its SHA-256, the lead, a CSRF token and the expiry.
-* Failed sign-ins are counted per account (5 in 15 minutes) and per client
-  address (30 in 15 minutes); beyond that, sign-in is refused with a wait time,
-  even with the right password. The e-mail is stored only as a SHA-256 digest.
+* Failed sign-ins are counted per account and per client address over 15
+  minutes. An account is never locked: from its 5th failure on, the next
+  attempt waits a progressive delay after the latest failure (2 minutes,
+  doubling, at most 5), so a stranger's guesses slow a lead down but never shut
+  them out for long. An address gets 30 failures per 15 minutes. During a wait
+  sign-in is refused with the seconds to wait, even with the right password.
+  The e-mail is stored only as a SHA-256 digest.
+* The client address is the connection's peer; ``X-Forwarded-For`` counts
+  only when the peer is one of the configured proxies
+  (``CONSOLE_TRUSTED_PROXIES``, :func:`client_address`).
 
 Functions take a connection and ``now`` (unix time) so tests control time.
 """
@@ -17,11 +24,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Iterable, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -40,8 +48,14 @@ MAX_PASSWORD_CHARS = 1024
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
 
 FAILURE_WINDOW_SECONDS = 15 * 60
+#: Failures of an account (within the window) before delays start.
 MAX_FAILURES_PER_ACCOUNT = 5
+#: The delay after the 5th failure, doubled for each further one, capped.
+ACCOUNT_DELAY_BASE_SECONDS = 120
+ACCOUNT_DELAY_MAX_SECONDS = 5 * 60
 MAX_FAILURES_PER_ADDRESS = 30
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 class LeadError(ValueError):
@@ -155,22 +169,85 @@ def _address_bucket(address: str) -> str:
     return "address:" + (address or "unknown")[:90]
 
 
+def account_delay_seconds(failures: int) -> int:
+    """The wait after an account's latest failure, given its failures in the window (0 below 5)."""
+    if failures < MAX_FAILURES_PER_ACCOUNT:
+        return 0
+    doublings = min(failures - MAX_FAILURES_PER_ACCOUNT, 16)
+    return min(ACCOUNT_DELAY_MAX_SECONDS, ACCOUNT_DELAY_BASE_SECONDS * 2 ** doublings)
+
+
+def _failure_times(conn: Connection, bucket: str, since: float, limit: int) -> list:
+    return [row.at for row in conn.execute(
+        sa.select(login_failure.c.at)
+        .where(login_failure.c.bucket == bucket, login_failure.c.at > since)
+        .order_by(login_failure.c.at.desc())
+        .limit(limit)
+    )]
+
+
 def seconds_until_allowed(conn: Connection, email: str, address: str, *, now: float) -> int:
-    """0 if a sign-in may be tried now, else how many seconds to wait."""
+    """0 if a sign-in may be tried now, else how many seconds to wait.
+
+    The account waits :func:`account_delay_seconds` after its latest failure;
+    the address waits until the oldest of its last 30 failures leaves the window.
+    """
     since = now - FAILURE_WINDOW_SECONDS
     wait = 0
-    for bucket, limit in ((_account_bucket(email), MAX_FAILURES_PER_ACCOUNT),
-                          (_address_bucket(address), MAX_FAILURES_PER_ADDRESS)):
-        times = [row.at for row in conn.execute(
-            sa.select(login_failure.c.at)
-            .where(login_failure.c.bucket == bucket, login_failure.c.at > since)
-            .order_by(login_failure.c.at.desc())
-            .limit(limit)
-        )]
-        if len(times) >= limit:
-            # The oldest of the last `limit` failures must leave the window.
-            wait = max(wait, int(times[-1] + FAILURE_WINDOW_SECONDS - now) + 1)
+    account = _failure_times(conn, _account_bucket(email), since, MAX_FAILURES_PER_ACCOUNT + 16)
+    if account:
+        wait = max(0, int(account[0] + account_delay_seconds(len(account)) - now + 0.999))
+    address_times = _failure_times(conn, _address_bucket(address), since, MAX_FAILURES_PER_ADDRESS)
+    if len(address_times) >= MAX_FAILURES_PER_ADDRESS:
+        # The oldest of the last 30 failures must leave the window.
+        wait = max(wait, int(address_times[-1] + FAILURE_WINDOW_SECONDS - now) + 1)
     return wait
+
+
+def parse_trusted_proxies(value: Optional[str]) -> tuple:
+    """Networks from ``CONSOLE_TRUSTED_PROXIES`` (comma-separated addresses or CIDRs); raises ValueError."""
+    networks = []
+    for part in (value or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"CONSOLE_TRUSTED_PROXIES: {part.strip()!r} is not an address or network") from None
+    return tuple(networks)
+
+
+def _is_trusted(address: str, proxies: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in proxies)
+
+
+def client_address(peer: Optional[str], forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]) -> str:
+    """The address a sign-in is counted against.
+
+    The connection's ``peer``, unless it is a trusted proxy: then the nearest
+    ``X-Forwarded-For`` entry (read from the right) that is not a trusted proxy
+    itself. Entries a client wrote further left are never believed.
+
+    Args:
+        peer: The TCP peer (``request.remote``).
+        forwarded_for: Every ``X-Forwarded-For`` header value, in order.
+        trusted_proxies: From :func:`parse_trusted_proxies`.
+    """
+    address = peer or "unknown"
+    if not _is_trusted(address, trusted_proxies):
+        return address
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return address  # garbage from the proxy chain: count it against the proxy
+        address = hop
+    return address
 
 
 def record_failure(conn: Connection, email: str, address: str, *, now: float) -> None:

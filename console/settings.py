@@ -10,6 +10,7 @@
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | the tracker database the console reads and writes its tables to |
 | ``ACCOUNTS_DB_URL`` | ``sqlite:///<project root>/var/accounts.db`` | the account store: support requests, their delivery and release |
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: ``POST /helpdesk/webhook`` answers 503) | Bearer token the helpdesk sends when an agent releases a conversation |
+| ``CONSOLE_TRUSTED_PROXIES`` | (none: ``X-Forwarded-For`` is ignored) | comma-separated addresses or networks of the reverse proxies in front of the console; only from them is ``X-Forwarded-For`` believed (sign-in failures are counted per client address) |
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from accounts.settings import database_url as accounts_db_url
+from console.auth import parse_trusted_proxies
 from tracking.settings import PROJECT_ROOT, tracker_db_url
 
 #: Shortest helpdesk webhook token accepted (a guessable token would let anyone release conversations).
@@ -44,6 +46,7 @@ class ConsoleSettings:
     log_level: str = "INFO"
     accounts_db_url: str = ""
     webhook_token: str = field(default="", repr=False)
+    trusted_proxies: tuple = ()
 
     @property
     def local_url(self) -> str:
@@ -74,4 +77,5 @@ def load_console_settings(environ: Optional[Mapping[str, str]] = None) -> Consol
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         accounts_db_url=accounts_db_url(env),
         webhook_token=webhook_token,
+        trusted_proxies=parse_trusted_proxies(env.get("CONSOLE_TRUSTED_PROXIES")),
     )

@@ -3,7 +3,7 @@
 ``python -m supportbot.cluster`` (what ``make run-cluster`` calls) starts, in
 the foreground until Ctrl-C:
 
-* the account store on ``ACCOUNTS_DB_URL`` (migrated, demo accounts loaded);
+* the account store on ``ACCOUNTS_DB_URL`` (migrated; demo accounts with ``DEMO_DATA=1``);
 * ``--actions`` action servers (default 2), each as the runner starts one
   (``python -m supportbot.log_redaction rasa_sdk ...``: logs redacted);
 * ``--rasa`` Rasa instances (default 2) on our model, ``credentials.yml`` and
@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, IO, List, Mapping, Optional, Sequence
 
+from supportbot.action_claims import ENV_KEY as ACTION_CLAIMS_KEY
+from supportbot.action_claims import ensure_key as ensure_claims_key
 from supportbot.runner import ensure_portal_secret, free_port, process_specs, wait_until_up
 from supportbot.settings import PROJECT_ROOT, load_settings
 
@@ -160,8 +162,8 @@ def check_redis(url: str) -> None:
 
 
 def prepare_account_store(env: Mapping[str, str]) -> None:
-    """Migrate the account store of ``env["ACCOUNTS_DB_URL"]`` and load the demo accounts."""
-    result = subprocess.run([sys.executable, "-m", "accounts", "demo"], cwd=PROJECT_ROOT,
+    """Migrate the account store of ``env["ACCOUNTS_DB_URL"]``; demo accounts only with ``DEMO_DATA=1``."""
+    result = subprocess.run([sys.executable, "-m", "accounts", "prepare"], cwd=PROJECT_ROOT,
                             env=dict(env), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"the account store could not be prepared:\n{result.stderr[-2000:]}")
@@ -243,7 +245,8 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
         tracker_db_url: Shared tracker store (default ``TRACKER_DB_URL``, else the
             local ``supportbot_tracker`` PostgreSQL database); created if missing.
         accounts_db_url: Account store (default ``ACCOUNTS_DB_URL``, else
-            ``supportbot_accounts``); created, migrated, demo accounts loaded.
+            ``supportbot_accounts``); created, migrated, demo accounts loaded
+            with ``DEMO_DATA=1``.
         redis_url: Redis of the lock store (default ``REDIS_URL``, else db 0 on
             127.0.0.1); must answer.
         env: Extra environment of every process (over ``os.environ``), e.g.
@@ -266,6 +269,9 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
     if "PORTAL_TOKEN_SECRET" not in base:
         ensure_portal_secret()
         base["PORTAL_TOKEN_SECRET"] = os.environ["PORTAL_TOKEN_SECRET"]
+    if ACTION_CLAIMS_KEY not in base:
+        ensure_claims_key()
+        base[ACTION_CLAIMS_KEY] = os.environ[ACTION_CLAIMS_KEY]
     base.update(TRACKER_DB_URL=tracker_db_url, ACCOUNTS_DB_URL=accounts_db_url,
                 REDIS_URL=redis_url, PYTHONPATH=str(PROJECT_ROOT),
                 RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1")

@@ -1,83 +1,14 @@
-"""Masking secrets in free text before it is stored or shown to staff.
+"""Tracker events as they may be stored: secret slots and the messages that filled them masked.
 
-Customers paste one-time codes, recovery codes, tokens and links into chats.
-:func:`redact_text` replaces anything that looks like one with ``[redacted]``
-so that support requests, transcripts and logs never carry it. It errs on the
-side of masking: a 6-digit order number is masked too.
+The patterns themselves live in :mod:`accounts.redaction` (one pattern set for
+every layer); this module knows Rasa's event dictionaries and our secret slots.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-MASK = "[redacted]"
-
-_PATTERNS = [
-    # JSON Web Tokens (portal tokens and the like)
-    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
-    # links with a token or code in them
-    re.compile(r"https?://\S*(?:token|code|reset|invit|secret)\S*", re.IGNORECASE),
-    # query parameters carrying secrets in request lines ("GET /tfa/enroll?token=...")
-    re.compile(r"(?<=[?&])(?:token|code|secret|key|otp)=[^&\s\"']+", re.IGNORECASE),
-    # recovery codes such as ABCD-EFGH-2345-JKLM, DEMO-RECOVERY-01, abcd-ef23 (upper
-    # case, or with a digit, or in the 4x4 shape), not words like "site-packages"
-    re.compile(r"\b(?:[A-Z0-9]{4,}(?:-[A-Z0-9]{2,}){1,3}"
-               r"|(?=[A-Za-z0-9-]*\d)[A-Za-z0-9]{4,}(?:-[A-Za-z0-9]{2,}){1,3}"
-               r"|[A-Za-z]{4}-[A-Za-z]{4}-[A-Za-z]{4}-[A-Za-z]{4})\b(?=[^@]*$|\s)"),
-    # one-time codes: 6 to 10 digits
-    re.compile(r"(?<!\d)(?<!\d[.,])\d{6,10}(?!\d)(?![.,]\d)"),
-    # long random-looking strings (API keys, secrets)
-    re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}\b"),
-    # "password is ..." / "pw: ..."
-    re.compile(r"(?i)\b(pass(?:word)?|pwd|pw)\b(\s*(?:is|:|=)\s*)\S+"),
-]
-
-
-# The assistant's own messages never contain codes; only tokens and links are
-# masked there, so references such as SR-000002 and invoice numbers stay readable.
-_TOKEN_PATTERNS = _PATTERNS[:3] + [_PATTERNS[5]]
-
-
-def redact_tokens(text: str) -> str:
-    """``text`` with tokens, secret links and key-like strings masked (for bot messages)."""
-    if not text:
-        return text
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(MASK, text)
-    return text
-
-
-# Codes typed in two halves ("123 456"). Not applied to log lines, where
-# "200 392" (an HTTP status and a size) is far more common than a typed code.
-_SPLIT_CODE = re.compile(r"(?<!\d)(?<!\d[.,])\d{3,5}[ -]\d{3,5}(?!\d)(?![.,]\d)")
-
-
-def redact_text(text: str, split_codes: bool = True) -> str:
-    """``text`` with codes, tokens and passwords replaced by ``[redacted]``.
-
-    ``split_codes=False`` leaves digit groups such as "200 392" alone (for logs).
-    """
-    if not text:
-        return text
-    redacted = text
-    for pattern in _PATTERNS[:-1]:
-        redacted = pattern.sub(MASK, redacted)
-    if split_codes:
-        redacted = _SPLIT_CODE.sub(MASK, redacted)
-    return _PATTERNS[-1].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", redacted)
-
-
-def redact_value(value: Any) -> Any:
-    """Redact every string inside a JSON-like value."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
-    return value
-
+from accounts.redaction import MASK, is_secret_key, redact_text, redact_tokens, redact_value
 
 # Slots that hold one-time codes, recovery codes or similar while a form checks
 # them. Their values, and the customer messages that filled them, are never
@@ -87,14 +18,44 @@ SECRET_SLOTS = frozenset({
 })
 
 
-def _mask_user_event(event: dict) -> dict:
+def _redact_entities(entities: Any, secret_slots: frozenset, mask_all: bool = False) -> Any:
+    """Entities with their values masked: all of them, those named like a secret, or their codes and tokens."""
+    if not isinstance(entities, list):
+        return entities
+    redacted = []
+    for entity in entities:
+        if isinstance(entity, dict) and "value" in entity:
+            name = entity.get("entity")
+            secret = mask_all or name in secret_slots or is_secret_key(name)
+            entity = dict(entity, value=MASK if secret else redact_value(entity["value"]))
+        redacted.append(entity)
+    return redacted
+
+
+def _mask_user_event(event: dict, secret_slots: frozenset) -> dict:
     masked = dict(event, text=MASK)
     parse_data = dict(event.get("parse_data") or {})
     if parse_data:
         parse_data["text"] = MASK
         parse_data.pop("text_tokens", None)
+        if "entities" in parse_data:
+            parse_data["entities"] = _redact_entities(parse_data["entities"], secret_slots, mask_all=True)
         masked["parse_data"] = parse_data
     return masked
+
+
+def _redact_user_event(event: dict, secret_slots: frozenset) -> dict:
+    text = event.get("text") or ""
+    clean = redact_text(text)
+    parse_data = event.get("parse_data")
+    if clean == text and not (parse_data or {}).get("entities"):
+        return event
+    event = dict(event, text=clean) if clean != text else dict(event)
+    if parse_data:
+        event["parse_data"] = dict(parse_data, text=clean)
+        if parse_data.get("entities"):
+            event["parse_data"]["entities"] = _redact_entities(parse_data["entities"], secret_slots)
+    return event
 
 
 def redact_tracker_events(events: list, secret_slots: frozenset = SECRET_SLOTS) -> list:
@@ -102,9 +63,12 @@ def redact_tracker_events(events: list, secret_slots: frozenset = SECRET_SLOTS) 
 
     * a slot in ``secret_slots`` keeps its name but loses its value;
     * a customer message that filled a secret slot (a secret slot is set after it
-      in the same batch) is replaced by ``[redacted]``, text and parse data;
-    * every other customer message has codes and tokens masked, and the
-      assistant's messages have tokens and secret links masked.
+      in the same batch) is replaced by ``[redacted]``, text, parse data and the
+      values of its entities;
+    * every other customer message has codes and tokens masked, in its text and
+      in its entities' values (an entity named like a secret slot or a secret
+      key loses its value), and the assistant's messages have tokens and secret
+      links masked.
 
     Returns one event per input event, in order (stores count events).
     """
@@ -114,19 +78,15 @@ def redact_tracker_events(events: list, secret_slots: frozenset = SECRET_SLOTS) 
         kind = event.get("event")
         if kind == "user":
             pending_user_index = len(redacted)
-            text = event.get("text") or ""
-            clean = redact_text(text)
-            if clean != text:
-                event = dict(event, text=clean)
-                if event.get("parse_data"):
-                    event["parse_data"] = dict(event["parse_data"], text=clean)
-            redacted.append(event)
+            redacted.append(_redact_user_event(event, secret_slots))
         elif kind == "slot" and event.get("name") in secret_slots:
             if event.get("value") is not None:
                 event = dict(event, value=MASK)
                 if pending_user_index is not None:
-                    redacted[pending_user_index] = _mask_user_event(redacted[pending_user_index])
+                    redacted[pending_user_index] = _mask_user_event(redacted[pending_user_index], secret_slots)
             redacted.append(event)
+        elif kind == "entities":
+            redacted.append(dict(event, entities=_redact_entities(event.get("entities"), secret_slots)))
         elif kind == "bot" and event.get("text"):
             redacted.append(dict(event, text=redact_tokens(event["text"])))
         else:

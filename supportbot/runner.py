@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -21,10 +20,16 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from accounts.settings import Settings as AccountSettings
 from console.settings import load_console_settings
+from supportbot.action_claims import ENV_KEY as ACTION_CLAIMS_KEY
+from supportbot.action_claims import ensure_key as ensure_claims_key
+from supportbot.portal_token import DEV_PORTAL_SECRET_FILE, development_secret
 from supportbot.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("supportbot.runner")
+
+PORTAL_TOKEN_SECRET = "PORTAL_TOKEN_SECRET"
 
 READY_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 10.0
@@ -53,7 +58,12 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     # E-mailed TFA enrolment / "not me" links open the chat page server's /tfa/ pages unless set.
     base_env.setdefault("ACCOUNTS_ENROLLMENT_BASE_URL", f"http://{_local(settings.web_host)}:{settings.web_port}")
 
-    actions_env = dict(base_env, SANIC_HOST=settings.action_host)
+    # Each secret only where it is used: the portal secret verifies tokens in the
+    # channels (Rasa) and the widget page; the claims key signs (Rasa) and checks
+    # (actions) identity claims. The console and the workers need neither.
+    actions_env = without(dict(base_env, SANIC_HOST=settings.action_host), PORTAL_TOKEN_SECRET)
+    web_env = without(base_env, ACTION_CLAIMS_KEY)
+    worker_env = without(base_env, PORTAL_TOKEN_SECRET, ACTION_CLAIMS_KEY)
     actions = ProcessSpec(
         name="actions",
         argv=[python, "-m", "supportbot.log_redaction", "rasa_sdk", "--actions", "actions",
@@ -84,15 +94,15 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     web = ProcessSpec(
         name="chat page",
         argv=[python, "-m", "supportbot.chatpage"],
-        env=base_env,
+        env=web_env,
         health_url=f"http://{_local(settings.web_host)}:{settings.web_port}/healthz",
     )
 
-    console_settings = load_console_settings(base_env)
+    console_settings = load_console_settings(worker_env)
     console = ProcessSpec(
         name="review console",
         argv=[python, "-m", "console", "serve"],
-        env=base_env,
+        env=worker_env,
         health_url=f"{console_settings.local_url}/healthz",
     )
 
@@ -100,15 +110,20 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     mail = ProcessSpec(
         name="mail dispatcher",
         argv=[python, "-m", "supportbot.log_redaction", "accounts", "dispatch", "--loop"],
-        env=base_env,
+        env=worker_env,
     )
     # Delivers stored support requests to the helpdesk (HELPDESK_*; accounts/README.md "Helpdesk delivery").
     helpdesk = ProcessSpec(
         name="helpdesk delivery",
         argv=[python, "-m", "supportbot.log_redaction", "accounts", "helpdesk", "--loop"],
-        env=base_env,
+        env=worker_env,
     )
     return [actions, rasa, web, console, mail, helpdesk]
+
+
+def without(env: Dict[str, str], *names: str) -> Dict[str, str]:
+    """A copy of ``env`` without the variables ``names`` (secrets a process does not need)."""
+    return {key: value for key, value in env.items() if key not in names}
 
 
 def _local(host: str) -> str:
@@ -161,17 +176,15 @@ def stop_all(processes: List[subprocess.Popen]) -> None:
 
 
 def prepare_account_store() -> bool:
-    """Apply the account store's migrations and load the demo accounts if missing."""
-    result = subprocess.run([sys.executable, "-m", "accounts", "demo"], cwd=PROJECT_ROOT,
+    """Apply the account store's migrations; load missing demo accounts (default SQLite file or ``DEMO_DATA=1``)."""
+    result = subprocess.run([sys.executable, "-m", "accounts", "prepare"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     if result.returncode != 0:
         logger.error("The account store could not be prepared:\n%s", result.stderr[-2000:])
         return False
-    logger.info("Account store ready (ACCOUNTS_DB_URL or var/accounts.db), demo accounts loaded.")
+    logger.info("Account store ready (ACCOUNTS_DB_URL or var/accounts.db): %s",
+                result.stdout.strip().splitlines()[0] if result.stdout.strip() else "migrated")
     return True
-
-
-DEV_PORTAL_SECRET_FILE = PROJECT_ROOT / "var" / "dev_portal_token_secret"
 
 
 def ensure_portal_secret() -> None:
@@ -184,11 +197,7 @@ def ensure_portal_secret() -> None:
     """
     if os.environ.get("PORTAL_TOKEN_SECRET"):
         return
-    if not DEV_PORTAL_SECRET_FILE.exists():
-        DEV_PORTAL_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DEV_PORTAL_SECRET_FILE.touch(mode=0o600)
-        DEV_PORTAL_SECRET_FILE.write_text(secrets.token_urlsafe(48))
-    os.environ["PORTAL_TOKEN_SECRET"] = DEV_PORTAL_SECRET_FILE.read_text().strip()
+    os.environ["PORTAL_TOKEN_SECRET"] = development_secret(create=True) or ""
     logger.warning("PORTAL_TOKEN_SECRET not set: using the development secret in %s",
                    DEV_PORTAL_SECRET_FILE)
 
@@ -201,9 +210,15 @@ def main() -> int:
         logger.error("No trained model at %s: run `make train` first.", settings.model_path)
         return 1
 
+    try:
+        AccountSettings.from_env()  # refuses real mail without the portal's URL, before anything starts
+    except ValueError as error:
+        logger.error("%s", error)
+        return 1
     if not prepare_account_store():
         return 1
     ensure_portal_secret()
+    ensure_claims_key()
     specs = process_specs(settings)
     processes: List[subprocess.Popen] = []
     stopping = False

@@ -37,7 +37,7 @@ environment first.
 | ``MAX_MESSAGE_CHARS`` | ``2000`` | longest message the channels accept |
 | ``WIDGET_ALLOWED_ORIGINS`` | ``http://127.0.0.1:{WEB_PORT},http://localhost:{WEB_PORT}`` | comma-separated origins of the pages allowed to open the widget's Socket.IO connection (channels/socketio.py) |
 | ``WIDGET_SOCKET_URL`` | the Rasa server's URL (``http://127.0.0.1:{RASA_PORT}``) | where the widget page's browser reaches Rasa's Socket.IO endpoint |
-| ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only, never in production |
+| ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only; it runs only with the development ``PORTAL_TOKEN_SECRET`` of ``var/`` and a loopback ``WEB_HOST`` (supportbot/portal_token.py) |
 | ``SLACK_BOT_TOKEN`` | (none: Slack off, its webhook answers 503) | Slack bot token (``xoxb-...``) |
 | ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
 | ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |
@@ -66,6 +66,9 @@ environment first.
 | ``TFA_FORM_KEY`` | random per process | key (32+ bytes) signing the form tokens of the ``/tfa/enroll`` and ``/tfa/not-me`` pages (supportbot/tfa_enrollment.py); set it when several chat page processes serve them |
 | ``BENCH_QUICK`` | ``0`` | ``1`` makes ``make bench`` one short repetition (developing the harness; figures not for quoting; docs/benchmarks.md) |
 | ``BENCH_LOG_LEVEL`` | ``WARNING`` | log level of the Rasa and action servers that ``make bench`` starts |
+| ``DEMO_DATA`` | ``0`` | ``1`` loads the demo accounts (published TOTP secret and recovery codes) at start-up into an account store other than the default SQLite file, which always gets them (accounts/demo.py) |
+| ``ACTION_CLAIMS_KEY`` | (none; ``make run`` creates a development one in ``var/``) | HMAC key (32+ bytes) of the identity claims the Rasa processes pass to the action servers, which refuse unsigned or altered claims (supportbot/action_claims.py); set it on the Rasa and action server processes only |
+| ``CONSOLE_TRUSTED_PROXIES`` | (none: ``X-Forwarded-For`` is ignored) | addresses or networks (comma-separated) of the reverse proxies in front of the review console; only from them is ``X-Forwarded-For`` believed when sign-in failures are counted per address (console/auth.py) |
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ The chat page server (supportbot/chatpage.py) serves, all from this machine:
   (installed by ``make web`` with ``npm ci``), with its Google Fonts
   ``@import`` removed so the page loads nothing from outside;
 * ``/widget/config``: where the socket is and whether demo sign-in is on;
-* ``/widget/demo-login`` (only with ``WIDGET_DEMO_LOGIN=1``): a stand-in for
+* ``/widget/demo-login`` (only registered with ``WIDGET_DEMO_LOGIN=1``, the
+  development portal secret and a loopback ``WEB_HOST``; its tokens carry the
+  demo issuer, which verifiers reject everywhere else): a stand-in for
   the portal's sign-in that issues a portal token for any account id and
   e-mail typed in. It lets anyone act as any account: local demos only.
 
@@ -29,7 +31,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from supportbot.portal_token import PortalTokenVerifier, verifier_from_env
+from supportbot.portal_token import PortalTokenVerifier, demo_sign_in_refusal, verifier_from_env
 from supportbot.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger("supportbot.widget")
@@ -75,9 +77,10 @@ def widget_settings(settings: Settings,
     env = os.environ if environ is None else environ
     verifier = verifier_from_env(env)
     demo_login = _flag(env.get("WIDGET_DEMO_LOGIN"))
-    if demo_login and verifier is None:
-        logger.warning("WIDGET_DEMO_LOGIN is on but PORTAL_TOKEN_SECRET is not set: "
-                       "demo sign-in stays off.")
+    refusal = demo_sign_in_refusal(env)
+    if demo_login and (refusal or verifier is None):
+        logger.warning("WIDGET_DEMO_LOGIN is on but %s: demo sign-in stays off.",
+                       refusal or "PORTAL_TOKEN_SECRET is not set")
         demo_login = False
     if demo_login:
         logger.warning("WIDGET_DEMO_LOGIN is on: anyone who can open the widget page can "
@@ -148,7 +151,7 @@ async def demo_login(request: web.Request) -> web.Response:
     if not _ACCOUNT_ID.match(account_id) or "@" not in email or len(email) > 254:
         return web.json_response({"error": "Enter an account number and an e-mail address."},
                                  status=400)
-    token = config.verifier.issue(account_id, email, DEMO_TOKEN_LIFETIME)
+    token = config.verifier.issue(account_id, email, DEMO_TOKEN_LIFETIME, demo=True)
     return web.json_response({"token": token, "account_id": account_id, "email": email})
 
 
@@ -159,4 +162,5 @@ def add_widget_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/widget", widget_page)
     app.router.add_get("/widget/config", widget_config)
     app.router.add_get("/widget/webchat.js", webchat_bundle)
-    app.router.add_post("/widget/demo-login", demo_login)
+    if app["widget"].demo_login:  # off: the route does not exist at all
+        app.router.add_post("/widget/demo-login", demo_login)

@@ -108,6 +108,8 @@ def stop_process(process: subprocess.Popen) -> None:
 
 # Portal token secret of the test assistants (tests sign tokens with it).
 TEST_PORTAL_SECRET = "test-portal-secret-" + "x" * 32
+#: Key the test assistants' Rasa and action servers sign identity claims with.
+TEST_ACTION_CLAIMS_KEY = "test-action-claims-key-" + "k" * 32
 
 
 def assistant_env(tmp_dir: Path) -> Dict[str, str]:
@@ -115,8 +117,10 @@ def assistant_env(tmp_dir: Path) -> Dict[str, str]:
     return {
         "ACCOUNTS_DB_URL": f"sqlite:///{tmp_dir / 'accounts.db'}",
         "PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET,
+        "ACTION_CLAIMS_KEY": TEST_ACTION_CLAIMS_KEY,
         "MAIL_BACKEND": "file",
         "MAIL_DIR": str(tmp_dir / "mail"),
+        "DEMO_DATA": "1",  # the tests sign in as the demo accounts
     }
 
 

@@ -1,44 +1,10 @@
-"""Codes, tokens and passwords never reach log output."""
+"""Codes, tokens and passwords never reach log output or the tracker store (the patterns: tests/accounts/test_redaction.py)."""
 
 import logging
 import subprocess
 import sys
 
-from supportbot.redaction import redact_text
 from supportbot.settings import PROJECT_ROOT
-
-import pytest
-
-
-@pytest.mark.parametrize("text, secret", [
-    ("my code is 123456", "123456"),
-    ("my code is 123456.", "123456"),
-    ("123456, I think", "123456"),
-    ("code 123 456 please", "123 456"),
-    ("recovery code DEMO-RECOVERY-01", "DEMO-RECOVERY-01"),
-    ("my code: abcd-efgh-jkmn-pqrs", "abcd-efgh-jkmn-pqrs"),
-    ("ABCD-EFGH-JKLM-NPQR is what I saved", "ABCD-EFGH-JKLM-NPQR"),
-    ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.abcdefghijk", "eyJhbGciOiJIUzI1NiJ9"),
-    ("my password is hunter2!", "hunter2"),
-    ("open https://portal.example.com/reset?token=abcDEF123", "abcDEF123"),
-    ('"GET /tfa/enroll?token=s3cr3tTok3n HTTP/1.1" 200', "s3cr3tTok3n"),
-])
-def test_secrets_are_masked(text, secret):
-    assert secret not in redact_text(text)
-
-
-@pytest.mark.parametrize("text", [
-    "I want to close my account", "email me at ann@example.com", "49.00 EUR", "version 3.6.21",
-    "it costs 1234.50 EUR",
-    "File /venv/lib/python3.10/site-packages/sanic/app.py", "a follow-up question",
-])
-def test_ordinary_text_is_kept(text):
-    assert redact_text(text) == text
-
-
-def test_log_lines_keep_status_codes_and_sizes():
-    line = '127.0.0.1 "GET /healthz HTTP/1.1" 200 392 "-" "curl/7.88.1"'
-    assert redact_text(line, split_codes=False) == line
 
 
 def test_a_process_started_with_redaction_logs_no_secret(tmp_path):
@@ -81,3 +47,42 @@ def test_tracker_events_lose_secret_slot_values_and_the_messages_that_filled_the
     assert stored[1]["text"] == MASK and stored[1]["parse_data"]["text"] == MASK
     assert stored[2]["value"] == MASK and stored[3]["value"] is None
     assert stored[4]["text"] == "close my account please"
+
+
+def test_entity_values_are_masked_with_the_text_they_came_from():
+    from supportbot.redaction import MASK, redact_tracker_events
+
+    events = [
+        {"event": "user", "text": '/inform{"code": "482913"}', "parse_data": {
+            "text": '/inform{"code": "482913"}', "intent": {"name": "inform"},
+            "entities": [{"entity": "code", "value": "482913", "start": 0, "end": 6}]}},
+        {"event": "user", "text": "it is account 48291377, mail ann@example.com", "parse_data": {
+            "text": "it is account 48291377, mail ann@example.com", "intent": {"name": "inform"},
+            "entities": [{"entity": "account_number", "value": "48291377"},
+                         {"entity": "email", "value": "ann@example.com"}]}},
+        {"event": "slot", "name": "requested_slot", "value": "recovery_code"},
+        {"event": "user", "text": "abcd efgh 2345 jklm", "parse_data": {
+            "text": "abcd efgh 2345 jklm", "entities": [{"entity": "any", "value": "jklm"}]}},
+        {"event": "slot", "name": "recovery_code", "value": "abcd efgh 2345 jklm"},
+        {"event": "entities", "entities": [{"entity": "step_up_code", "value": "kept?"},
+                                           {"entity": "note", "value": "DEMO-RECOVERY-03"}]},
+    ]
+    stored = redact_tracker_events(events)
+    assert "482913" not in str(stored) and "48291377" not in str(stored) and "jklm" not in str(stored)
+    assert [e["value"] for e in stored[1]["parse_data"]["entities"]] == [MASK, "ann@example.com"]
+    assert stored[3]["parse_data"]["entities"] == [{"entity": "any", "value": MASK}]
+    assert [e["value"] for e in stored[5]["entities"]] == [MASK, MASK]
+
+
+def test_the_log_record_factory_redacts_a_bounded_head_and_cuts_the_rest():
+    from supportbot.log_redaction import LOG_REDACTION_LIMIT, _redacting_factory
+
+    make_record = _redacting_factory(logging.LogRecord)
+    key = "k3y" + "Z" * 27  # a 30-character key cut in two by the limit
+    message = "w " * ((LOG_REDACTION_LIMIT - 10) // 2) + key + " then my code is 654321" + " tail" * 200_000
+    record = make_record("rasa", logging.INFO, __file__, 1, "said %s", (message,), None)
+    logged = record.getMessage()
+    assert len(logged) < LOG_REDACTION_LIMIT + 100
+    kept = logged.split("... [")[0]
+    assert logged.endswith(f"... [{len('said ' + message) - len(kept)} characters not logged]")
+    assert "k3y" not in logged and "654321" not in logged and "tail" not in logged

@@ -39,6 +39,7 @@ def mailing_assistant(model_path, tmp_path_factory) -> Iterator[Tuple[RunningAss
         process, assistant = start_assistant(tmp_dir, {
             **env, "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(server.port),
             "SMTP_STARTTLS": "0", "SMTP_TIMEOUT": "5", "MAIL_FROM": MAIL_FROM,
+            "ACCOUNTS_PORTAL_BASE_URL": "https://portal.example.com",
         })
         try:
             yield assistant, server, env["ACCOUNTS_DB_URL"]

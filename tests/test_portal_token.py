@@ -77,3 +77,95 @@ def test_missing_or_garbage_tokens_are_refused(verifier, token):
 def test_a_short_secret_is_refused():
     with pytest.raises(ValueError):
         PortalTokenVerifier("short")
+
+
+# ----------------------------------------------------------------------------- demo sign-in
+
+
+def test_a_demo_sign_in_token_identifies_nobody_where_demo_sign_in_is_off(verifier, clock):
+    demo_token = PortalTokenVerifier(SECRET, clock=clock).issue("42", "ann@example.com", demo=True)
+    with pytest.raises(InvalidPortalToken):
+        verifier.verify(demo_token)  # same secret, but a production verifier
+    demo_verifier = PortalTokenVerifier(SECRET, clock=clock, accepts_demo_tokens=True)
+    assert demo_verifier.verify(demo_token).account_id == "42"
+    assert demo_verifier.verify(verifier.issue("7", "bob@example.com")).account_id == "7"
+
+
+def test_a_token_without_an_issuer_is_refused(verifier, clock):
+    claims = {"aud": "support-assistant", "sub": "42", "email": "a@b.example", "jti": "x",
+              "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60}
+    with pytest.raises(InvalidPortalToken):
+        PortalTokenVerifier(SECRET, clock=clock, accepts_demo_tokens=True).verify(
+            jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+@pytest.fixture
+def dev_secret_file(tmp_path):
+    from supportbot.portal_token import development_secret
+
+    path = tmp_path / "var" / "dev_portal_token_secret"
+    assert development_secret(path) is None
+    development_secret(path, create=True)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    return path
+
+
+@pytest.mark.parametrize("changes, refusal", [
+    ({}, None),
+    ({"WEB_HOST": "::1"}, None),
+    ({"WEB_HOST": "localhost"}, None),
+    ({"WIDGET_DEMO_LOGIN": "0"}, "WIDGET_DEMO_LOGIN is off"),
+    ({"PORTAL_TOKEN_SECRET": "p" * 48}, "PORTAL_TOKEN_SECRET is not the development secret in var/"),
+    ({"PORTAL_TOKEN_SECRET": ""}, "PORTAL_TOKEN_SECRET is not the development secret in var/"),
+    ({"WEB_HOST": "0.0.0.0"}, "WEB_HOST is not a loopback address"),
+    ({"WEB_HOST": "10.0.0.5"}, "WEB_HOST is not a loopback address"),
+    ({"WEB_HOST": "chat.example.com"}, "WEB_HOST is not a loopback address"),
+])
+def test_demo_sign_in_needs_the_flag_the_development_secret_and_a_loopback_web_host(
+        dev_secret_file, changes, refusal):
+    from supportbot.portal_token import demo_sign_in_refusal
+
+    env = {"WIDGET_DEMO_LOGIN": "1", "PORTAL_TOKEN_SECRET": dev_secret_file.read_text().strip(),
+           "WEB_HOST": "127.0.0.1", **changes}
+    assert demo_sign_in_refusal(env, dev_secret_file) == refusal
+
+
+def test_with_a_real_secret_the_verifier_from_the_environment_refuses_demo_tokens(clock):
+    from supportbot.portal_token import development_secret, verifier_from_env
+
+    real = verifier_from_env({"PORTAL_TOKEN_SECRET": SECRET, "WIDGET_DEMO_LOGIN": "1"}, clock)
+    with pytest.raises(InvalidPortalToken):
+        real.verify(real.issue("42", "ann@example.com", demo=True))
+    dev = development_secret(create=True)  # what `make run` uses
+    local = verifier_from_env({"PORTAL_TOKEN_SECRET": dev, "WIDGET_DEMO_LOGIN": "1"}, clock)
+    assert local.verify(local.issue("42", "ann@example.com", demo=True)).account_id == "42"
+    public = verifier_from_env({"PORTAL_TOKEN_SECRET": dev, "WIDGET_DEMO_LOGIN": "1",
+                                "WEB_HOST": "0.0.0.0"}, clock)
+    with pytest.raises(InvalidPortalToken):
+        public.verify(public.issue("42", "ann@example.com", demo=True))
+
+
+@pytest.mark.parametrize("web_host, status", [("127.0.0.1", 200), ("0.0.0.0", 404)])
+def test_the_demo_sign_in_route_exists_only_where_demo_sign_in_may_run(monkeypatch, web_host, status):
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from supportbot.portal_token import development_secret
+    from supportbot.settings import load_settings
+    from supportbot.widget import add_widget_routes
+
+    monkeypatch.setenv("WIDGET_DEMO_LOGIN", "1")
+    monkeypatch.setenv("PORTAL_TOKEN_SECRET", development_secret(create=True))
+    monkeypatch.setenv("WEB_HOST", web_host)
+
+    async def post_demo_login() -> int:
+        app = web.Application()
+        add_widget_routes(app, load_settings())
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post("/widget/demo-login",
+                                         json={"account_id": "1", "email": "clean@demo.example"})
+            return response.status
+
+    assert asyncio.run(post_demo_login()) == status

@@ -31,3 +31,16 @@ def test_ports_come_from_the_environment():
     settings = load_settings({"RASA_PORT": "6005", "ACTION_PORT": "6055", "WEB_PORT": "9090"})
     assert settings.action_endpoint_url == "http://127.0.0.1:6055/webhook"
     assert settings.rasa_url == "http://127.0.0.1:6005"
+
+
+def test_each_process_gets_only_the_secrets_it_uses(monkeypatch):
+    monkeypatch.setenv("PORTAL_TOKEN_SECRET", "p" * 48)
+    monkeypatch.setenv("ACTION_CLAIMS_KEY", "k" * 48)
+    secrets_of = {spec.name: {name for name in ("PORTAL_TOKEN_SECRET", "ACTION_CLAIMS_KEY") if name in spec.env}
+                  for spec in process_specs(load_settings({}))}
+    assert secrets_of == {
+        "actions": {"ACTION_CLAIMS_KEY"},
+        "rasa": {"PORTAL_TOKEN_SECRET", "ACTION_CLAIMS_KEY"},
+        "chat page": {"PORTAL_TOKEN_SECRET"},
+        "review console": set(), "mail dispatcher": set(), "helpdesk delivery": set(),
+    }

@@ -135,3 +135,50 @@ def test_readme_lists_every_demo_account():
     for demo in DEMO_ACCOUNTS:
         assert f"| `{demo.email}` | {demo.description} |" in readme
     assert DEMO_TOTP_SECRET in readme
+
+
+# --------------------------------------------------------------------------- where demo data may go
+
+
+def test_demo_data_goes_only_into_the_default_sqlite_file_unless_demo_data_is_set():
+    from accounts.demo import demo_data_wanted
+    from accounts.settings import default_db_url
+
+    assert demo_data_wanted(default_db_url(), {})
+    assert not demo_data_wanted("postgresql://accounts@db.internal/accounts", {})
+    assert not demo_data_wanted("sqlite:////srv/accounts.db", {"DEMO_DATA": "0"})
+    assert demo_data_wanted("postgresql://accounts@db.internal/accounts", {"DEMO_DATA": "1"})
+
+
+def _prepare(tmp_path, *command, **env):
+    import os
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from accounts.settings import PROJECT_ROOT
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    environ = {k: v for k, v in os.environ.items() if k != "DEMO_DATA"}
+    result = subprocess.run([sys.executable, "-m", "accounts", "--url", url, *command],
+                            cwd=PROJECT_ROOT, env={**environ, "PYTHONPATH": str(PROJECT_ROOT), **env},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT primary_email FROM accounts")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_start_up_preparation_of_another_store_loads_no_published_secrets(tmp_path):
+    assert _prepare(tmp_path, "prepare") == set()  # migrated, but no tfa@demo.example with its known secret
+
+
+def test_demo_data_set_or_loading_by_hand_still_loads_the_demo_accounts(tmp_path):
+    demo_emails = {d.email for d in DEMO_ACCOUNTS}
+    assert _prepare(tmp_path / "a", "prepare", DEMO_DATA="1") == demo_emails
+    assert _prepare(tmp_path / "b", "demo") == demo_emails

@@ -31,8 +31,8 @@ from accounts.mail import (
     mailer_from_env,
     message_id,
     render,
-    scrub,
 )
+from accounts.redaction import mask_known_secrets
 from accounts.settings import PROJECT_ROOT
 from tests.smtp_server import SmtpTestServer, free_port
 
@@ -139,7 +139,7 @@ def test_message_id_is_deterministic_per_row_and_uses_the_sender_domain():
 
 
 def test_scrub_removes_secret_values():
-    assert scrub(f"550 rejected {LINK} x", [LINK, None, "ab"]) == "550 rejected [redacted] x"
+    assert mask_known_secrets(f"550 rejected {LINK} x", [LINK, None, "ab"]) == "550 rejected [redacted] x"
 
 
 # --------------------------------------------------------------------------- settings

@@ -17,16 +17,19 @@ from actions.account_store import use_deps
 from actions.closing import ActionCheckClosure, ActionCloseAccount
 from actions.currency import ActionChangeCurrency, ActionCheckCurrencyChange
 from actions.members import ActionCheckInvite
+from supportbot.action_claims import sign_action_call
+from tests.conftest import TEST_ACTION_CLAIMS_KEY
 from tests.operations.conftest import Store
 
 EXPIRES = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
+def store(tmp_path, monkeypatch) -> Store:
     url = f"sqlite:///{tmp_path / 'accounts.db'}"
     upgrade(url)
     use_deps(Deps(session_factory=make_session_factory(url)))
+    monkeypatch.setenv("ACTION_CLAIMS_KEY", TEST_ACTION_CLAIMS_KEY)  # the action server's key
     yield Store(url)
     use_deps(None)
 
@@ -40,6 +43,8 @@ def tracker(account_id: Optional[int], email: str = "", slots: Optional[Dict[str
     user = UserUttered("...", parse_data=parse, input_channel="rest")
     user.update(metadata=metadata, message_id="m1")  # as Rasa stores a message from our channels
     events = [SessionStarted(), user]
+    sign_action_call({"tracker": {"sender_id": "conversation-1", "events": events}},
+                     TEST_ACTION_CLAIMS_KEY.encode())  # as Rasa sends it to the action server
     return Tracker("conversation-1", slots or {}, parse, events, False, None, {}, "action_listen")
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -29,10 +29,11 @@ from accounts.db import make_session_factory, upgrade, write_session
 from accounts.demo import DEMO_RECOVERY_CODES, demo_account_id, load_demo
 from accounts.models import TfaEnrolment, TfaPendingProof, TfaRecoveryCode
 from accounts.security import hash_secret
+from supportbot.action_claims import sign_action_call
 from supportbot.runner import free_port
 from supportbot.runner import wait_until_up
 from tests.accounts.conftest import PG_ADMIN_DEFAULT
-from tests.conftest import stop_process
+from tests.conftest import TEST_ACTION_CLAIMS_KEY, stop_process
 from tests.operations.conftest import Store
 from tests.secret_scan import contains_secret
 
@@ -53,7 +54,8 @@ class ActionServers:
             port = free_port()
             log = tmp / f"actions-{index}.log"
             env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), ACCOUNTS_DB_URL=url,
-                       SANIC_HOST="127.0.0.1", RASA_TELEMETRY_ENABLED="false")
+                       SANIC_HOST="127.0.0.1", RASA_TELEMETRY_ENABLED="false",
+                       ACTION_CLAIMS_KEY=TEST_ACTION_CLAIMS_KEY)
             with open(log, "wb") as out:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "supportbot.log_redaction", "rasa_sdk", "--actions", "actions",
@@ -69,8 +71,10 @@ class ActionServers:
         return "\n".join(log.read_text(errors="replace") for log in self.logs)
 
     def run(self, server: int, action: str, sender: str, account_id: int, text: str,
-            slots: Dict[str, Any], new_slots: Optional[Dict[str, Any]] = None) -> Tuple[List[Dict], str]:
-        """Run ``action`` on one server after a customer message; return (events, texts)."""
+            slots: Dict[str, Any], new_slots: Optional[Dict[str, Any]] = None,
+            alter: Callable[[Dict[str, Any]], None] = lambda body: None) -> Tuple[List[Dict], str]:
+        """Run ``action`` on one server after a customer message, signed as Rasa signs it and then
+        passed through ``alter``; return (events, texts)."""
         expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
         user = {"event": "user", "text": text, "input_channel": "rest", "message_id": uuid.uuid4().hex,
                 "parse_data": {"intent": {"name": "lost_tfa_app", "confidence": 0.99}, "entities": [],
@@ -85,9 +89,11 @@ class ActionServers:
                    "events": events, "paused": False, "followup_action": None,
                    "active_loop": {"name": FORM} if action.startswith("validate_") else {},
                    "latest_action_name": "action_listen"}
-        response = requests.post(f"{self.urls[server]}/webhook", timeout=30, json={
-            "next_action": action, "sender_id": sender, "tracker": tracker, "domain": DOMAIN,
-            "version": "3.6.21"})
+        body = {"next_action": action, "sender_id": sender, "tracker": tracker, "domain": DOMAIN,
+                "version": "3.6.21"}
+        sign_action_call(body, TEST_ACTION_CLAIMS_KEY.encode())
+        alter(body)
+        response = requests.post(f"{self.urls[server]}/webhook", timeout=30, json=body)
         response.raise_for_status()
         body = response.json()
         return body["events"], " ".join(r.get("text") or "" for r in body["responses"])
@@ -202,3 +208,23 @@ def test_an_expired_pending_proof_asks_for_the_recovery_code_again(servers):
         assert session.execute(sa.select(TfaEnrolment.enabled)).scalar_one()
         assert session.execute(sa.select(sa.func.count()).select_from(TfaRecoveryCode)
                                .where(TfaRecoveryCode.used_at.is_not(None))).scalar_one() == 0
+
+
+def _claims(body: Dict[str, Any]) -> Dict[str, Any]:
+    return body["tracker"]["events"][1]["metadata"]
+
+
+@pytest.mark.parametrize("alter", [
+    lambda body: _claims(body).pop("identity_signature"),
+    lambda body: body.update(sender_id="rest-someone-else") or body["tracker"].update(sender_id="rest-someone-else"),
+], ids=["unsigned", "another conversation"])
+def test_an_action_call_with_altered_claims_identifies_nobody(servers, alter):
+    running, store, account_id = servers
+    reset_tfa(store)
+    sender = f"rest-{uuid.uuid4().hex}"
+    events, _ = running.run(0, "action_check_tfa_recovery", sender, account_id, "I lost my app", {})
+    assert slot_values(events)["operation_check"] != "anonymous"  # signed as Rasa signs it: the customer
+
+    events, _ = running.run(1, "action_check_tfa_recovery", sender, account_id, "I lost my app", {},
+                            alter=alter)
+    assert slot_values(events)["operation_check"] == "anonymous"

@@ -21,10 +21,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from supportbot.portal_token import PortalTokenVerifier
+from supportbot.portal_token import PortalTokenVerifier, development_secret
 from tests.channels.fakes import FakeSlackApi, FakeTelegramApi
 from tests.conftest import (
-    TEST_PORTAL_SECRET,
     RunningAssistant,
     assistant_env,
     start_assistant,
@@ -129,12 +128,21 @@ def fake_telegram() -> Iterator[FakeTelegramApi]:
 
 
 @pytest.fixture(scope="session")
+def channels_portal_secret() -> str:
+    """The development portal secret of ``var/`` (as ``make run`` uses it): demo sign-in needs it."""
+    secret = development_secret(create=True)
+    assert secret
+    return secret
+
+
+@pytest.fixture(scope="session")
 def channels(model_path: Path, tmp_path_factory, fake_slack: FakeSlackApi,
-             fake_telegram: FakeTelegramApi) -> Iterator[ChannelAssistant]:
-    """The assistant with the widget, Slack and Telegram channels all configured."""
+             fake_telegram: FakeTelegramApi, channels_portal_secret: str) -> Iterator[ChannelAssistant]:
+    """The assistant with the widget, Slack and Telegram channels all configured, demo sign-in on."""
     tmp_dir = tmp_path_factory.mktemp("channels")
     env = dict(
         assistant_env(tmp_dir),
+        PORTAL_TOKEN_SECRET=channels_portal_secret,
         SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
         SLACK_SIGNING_SECRET=SLACK_SIGNING_SECRET,
         SLACK_API_BASE_URL=fake_slack.api_base_url,
@@ -153,6 +161,6 @@ def channels(model_path: Path, tmp_path_factory, fake_slack: FakeSlackApi,
 
 
 @pytest.fixture(scope="session")
-def portal() -> PortalTokenVerifier:
-    """The portal's token issuer, with the test assistants' secret."""
-    return PortalTokenVerifier(TEST_PORTAL_SECRET)
+def portal(channels_portal_secret: str) -> PortalTokenVerifier:
+    """The portal's token issuer, with the channel test assistant's secret."""
+    return PortalTokenVerifier(channels_portal_secret)

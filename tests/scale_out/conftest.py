@@ -61,7 +61,7 @@ def running_cluster(model_path: Path, run_dir: Path, extra_env: Optional[Dict[st
         pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} ({error})", pytrace=False)
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
-        env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file",
+        env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file", "DEMO_DATA": "1",
                "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path), **(extra_env or {})}
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:

@@ -54,3 +54,33 @@ def test_compose_services_run_modules_and_files_of_the_image():
                 assert (PROJECT_ROOT / path).exists() and path.split("/")[-1] in dockerfile, path
     rasa = compose["services"]["rasa-1"]["environment"]
     assert rasa["REDIS_URL"].startswith("redis://") and rasa["TRACKER_DB_URL"].startswith("postgresql://")
+
+
+def test_secrets_reach_only_the_services_that_use_them_and_real_mail_has_the_portal_url():
+    compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    services = compose["services"]
+    holders = {secret: sorted(name for name, service in services.items()
+                              if secret in (service.get("environment") or {}))
+               for secret in ("PORTAL_TOKEN_SECRET", "ACTION_CLAIMS_KEY")}
+    assert holders == {"PORTAL_TOKEN_SECRET": ["chatpage", "rasa-1", "rasa-2"],
+                       "ACTION_CLAIMS_KEY": ["actions-1", "actions-2", "rasa-1", "rasa-2"]}
+    assert services["mail"]["environment"]["MAIL_BACKEND"] == "smtp"
+    assert services["mail"]["environment"]["ACCOUNTS_PORTAL_BASE_URL"].startswith("${ACCOUNTS_PORTAL_BASE_URL:?")
+    example = dict(line.split("=", 1) for line in (DEPLOY / "example.env").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert {"ACCOUNTS_PORTAL_BASE_URL", "ACTION_CLAIMS_KEY", "PORTAL_TOKEN_SECRET"} <= set(example)
+
+
+def test_each_service_logs_in_to_the_databases_it_uses_as_its_own_role():
+    services = yaml.safe_load((DEPLOY / "compose.yml").read_text())["services"]
+    urls = {name: {key: value for key, value in (service.get("environment") or {}).items()
+                   if key in ("TRACKER_DB_URL", "ACCOUNTS_DB_URL")}
+            for name, service in services.items() if name not in ("postgres", "redis", "nginx")}
+    assert sorted(name for name, found in urls.items() if "TRACKER_DB_URL" in found) == ["console", "rasa-1", "rasa-2"]
+    for name, found in urls.items():
+        users = {value.split("//")[1].split(":")[0] for value in found.values()}
+        expected = "supportbot" if name == "migrate" else f"supportbot_{name.split('-')[0]}"
+        assert users == {expected}, name
+        assert name == "migrate" or "POSTGRES_PASSWORD" not in str(found), name
+    mounts = " ".join(services["postgres"]["volumes"])
+    assert "postgres-roles.sh:/docker-entrypoint-initdb.d/" in mounts and "postgres-roles.sql" in mounts
