@@ -464,6 +464,8 @@ class VerificationCode(Base):
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     used_at: Optional[datetime] = sa.Column(UTCDateTime)
     revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+    #: A link code proved right for a member with TFA, waiting for the app's code.
+    proved_at: Optional[datetime] = sa.Column(UTCDateTime)
 
 
 class VerificationFailure(Base):

@@ -9,6 +9,8 @@
   me: unlink" link, with the link it revokes (``channel_link_id``).
 * ``source_failures``: wrong link codes counted per chat identity and
   globally, never on the account's own counters.
+* ``verification_codes.proved_at``: a link code proved right for a member
+  with TFA, waiting for the authenticator app's code.
 
 Revision ID: 0007_security_domain
 Revises: 0006_pending_proofs
@@ -49,6 +51,8 @@ def upgrade() -> None:
                                  "channel_links", ["channel_link_id"], ["id"])
         batch.drop_constraint(op.f("ck_security_report_tokens_event"), type_="check")
         batch.create_check_constraint("event", "event IN ('tfa_reset', 'channel_linked')")
+    with op.batch_alter_table("verification_codes") as batch:
+        batch.add_column(sa.Column("proved_at", UTCDateTime(), nullable=True))
     op.create_table(
         "source_failures",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,6 +69,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop what :func:`upgrade` added."""
     op.drop_table("source_failures")
+    with op.batch_alter_table("verification_codes") as batch:
+        batch.drop_column("proved_at")
     with op.batch_alter_table("security_report_tokens") as batch:
         batch.drop_constraint(op.f("ck_security_report_tokens_event"), type_="check")
         batch.create_check_constraint("event", "event IN ('tfa_reset')")
