@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import pyotp
 import pytest
