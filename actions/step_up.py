@@ -127,7 +127,7 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
 
     async def validate_step_up_code(self, value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        if value is None:  # not given yet
+        if value is None or tracker.get_slot(STEP_UP_VERDICT) is not None:  # not given yet, or decided
             return {STEP_UP_CODE: None}
         customer = await identify(tracker)
         form = (tracker.active_loop or {}).get("name", "")
