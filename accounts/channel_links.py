@@ -85,6 +85,8 @@ from accounts.results import (
     Result,
 )
 from accounts.security import hash_secret, is_valid_email, normalize_code, normalize_email
+from accounts.step_up import enabled_enrolment
+from accounts.tfa_recovery import report_link
 
 PURPOSE = "channel_link"
 #: The website widget's channel: its links live hours, not days.
@@ -188,13 +190,6 @@ def request_link(
     )
 
 
-def _enabled_enrolment(ctx: OperationContext, member_id: int) -> Optional[TfaEnrolment]:
-    return ctx.session.execute(
-        sa.select(TfaEnrolment).where(TfaEnrolment.member_id == member_id, TfaEnrolment.enabled.is_(True))
-        .with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-
-
 def _make_link(ctx: OperationContext, account: Account, member: Member, row: VerificationCode, *,
                channel: str, channel_user_id: str, authenticators: str) -> ChannelLinked:
     """Replace the identity's earlier link, store the new one, tell the primary address."""
@@ -215,8 +210,6 @@ def _make_link(ctx: OperationContext, account: Account, member: Member, row: Ver
                        expires_at=expires_at, authenticators=authenticators)
     ctx.session.add(link)
     ctx.session.flush()
-    from accounts.tfa_recovery import report_link  # tfa_recovery builds on this module
-
     report_token = ctx.deps.tokens()
     ctx.session.add(SecurityReportToken(
         account_id=account.id, recipient_email=account.primary_email, event="channel_linked",
@@ -294,7 +287,7 @@ def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, i
             ctx, row, code, account_id=account.id, source=source, mark_used=False)
         if refused:
             return refused
-        if _enabled_enrolment(ctx, member.id) is not None:
+        if enabled_enrolment(ctx, member.id) is not None:
             row.proved_at = ctx.now
             return codes.refuse_and_keep(ctx, Refused(reason=Reason.APP_CODE_REQUIRED), account_id=account.id,
                                          details={"verification_code_id": row.id, "channel": channel})
@@ -344,7 +337,7 @@ def confirm_link_app_code(deps: Deps, *, channel: str, channel_user_id: str, cod
             return Refused(reason=Reason.NO_CODE_PENDING)
         if ctx.now >= row.expires_at:
             return Refused(reason=Reason.CODE_EXPIRED, details={"expired_at": row.expires_at})
-        enrolment = _enabled_enrolment(ctx, member.id)
+        enrolment = enabled_enrolment(ctx, member.id)
         if enrolment is None:  # TFA was turned off meanwhile: the e-mailed code was enough
             return _make_link(ctx, account, member, row, channel=channel, channel_user_id=channel_user_id,
                               authenticators=EMAIL_ONLY)

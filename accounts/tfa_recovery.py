@@ -792,7 +792,7 @@ def report_not_me(deps: Deps, *, token: str, idempotency_key: str, channel: str 
         :class:`NotMeReported`, or :class:`Refused` with ``invalid_token``,
         ``token_used`` or ``token_expired``.
     """
-    from accounts.channel_links import revoke_links_of_account  # channel_links builds on this module
+    from accounts.channel_links import revoke_links_of_account  # channel_links imports this module
 
     token_hash = hash_secret(token)
 
