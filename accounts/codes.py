@@ -61,6 +61,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 import pyotp
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from accounts.models import SourceFailure, TfaEnrolment, VerificationCode, VerificationFailure
 from accounts.operation import OperationContext
@@ -215,9 +216,12 @@ def _source_row(ctx: OperationContext, source: str, *, create: bool) -> Optional
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if row is None and create:
-        row = SourceFailure(source=source, failures=0)
-        ctx.session.add(row)
-        ctx.session.flush()
+        try:
+            with ctx.session.begin_nested():  # a concurrent first failure may insert it first
+                ctx.session.add(SourceFailure(source=source, failures=0))
+        except IntegrityError:
+            pass
+        row = _source_row(ctx, source, create=False)
     return row
 
 

@@ -328,3 +328,16 @@ def test_wrong_link_codes_from_all_chats_together_are_capped(world):
     world.clock.advance(minutes=60)
     request(world, "owner4@example.com", identity=chats[4])
     assert confirm(world, "000001", identity=chats[4]).reason == Reason.CODE_INVALID
+
+
+def test_parallel_wrong_codes_from_many_chats_are_all_counted(world):
+    chats = [("telegram", f"77{n}") for n in range(8)]
+    for n, chat in enumerate(chats):
+        world.account(f"owner{n}@example.com")
+        request(world, f"owner{n}@example.com", identity=chat)
+
+    results = world.run_threads(len(chats), lambda i: confirm(world, "000001", identity=chats[i]))
+
+    assert {r.reason for r in results} == {Reason.CODE_INVALID}
+    [overall] = world.all(SourceFailure, SourceFailure.source == "channel_link:*")
+    assert overall.failures == len(chats)

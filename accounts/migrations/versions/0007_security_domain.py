@@ -64,6 +64,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_failures")),
         sa.UniqueConstraint("source", name=op.f("uq_source_failures_source")),
     )
+    # The global row exists from the start, so concurrent first failures never race to insert it.
+    op.execute(sa.text("INSERT INTO source_failures (source, failures) VALUES ('channel_link:*', 0)"))
 
 
 def downgrade() -> None:
