@@ -11,6 +11,7 @@ Usage::
     python -m accounts dispatch --loop [--interval 2]  # keep sending until SIGTERM/SIGINT
     python -m accounts helpdesk --once         # deliver due support requests to the helpdesk, then exit
     python -m accounts helpdesk --loop [--interval 5]  # keep delivering until SIGTERM/SIGINT
+    python -m accounts purge-outbox            # delete notifications sent or given up > OUTBOX_RETENTION_DAYS ago
 
 ``--url`` defaults to ``ACCOUNTS_DB_URL`` or ``sqlite:///<project>/var/accounts.db``.
 """
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="migrate; load demo data into the default SQLite file or with DEMO_DATA=1 (start-up)")
     sub.add_parser("demo-reset-tfa", help="restore the demo TFA state of tfa@demo.example after a recovery demo")
     sub.add_parser("finalize-closures", help="close accounts whose grace period has ended")
+    sub.add_parser("purge-outbox", help="delete notifications sent or given up more than "
+                                        "OUTBOX_RETENTION_DAYS (30) days ago")
     dispatch = sub.add_parser("dispatch", help="e-mail the pending outbox notifications (MAIL_BACKEND, SMTP_*)")
     mode = dispatch.add_mutually_exclusive_group(required=True)
     mode.add_argument("--once", action="store_true", help="send what is due, then exit")
@@ -176,6 +179,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             for demo in DEMO_ACCOUNTS:
                 state = "created" if demo.email in report.created else "present"
                 print(f"{state:8} id {ids.get(demo.email, '?'):<4} {demo.email:24} {demo.description}")
+            return 0
+        if args.command == "purge-outbox":
+            from accounts.deps import Deps
+            from accounts.dispatch import purge_old_notifications
+
+            purged = purge_old_notifications(Deps(session_factory=factory, settings=settings.Settings.from_env()))
+            print(f"purged {purged} notification(s)")
             return 0
         if args.command == "demo-reset-tfa":
             from accounts.demo import reset_demo_tfa

@@ -177,6 +177,7 @@ def switch_to_business(
     escalate: bool = False,
     channel: str = "chat",
     require_step_up: bool = False,
+    step_up_conversation: Optional[str] = None,
 ) -> Result:
     """Make the actor's account a business account paying by wire transfer.
 
@@ -192,7 +193,9 @@ def switch_to_business(
         channel: Channel recorded on that support request.
         require_step_up: Refuse with ``step_up_required`` unless the actor holds a
             step-up grant for ``switch_to_business`` (:mod:`accounts.step_up`); the grant is
-            used up in this transaction, after every other check passed.
+            used up in this transaction, after every other check passed; it must
+            have been granted for this company name and VAT ID.
+        step_up_conversation: The conversation that proved the step-up (the grant is bound to it).
 
     Returns:
         :class:`SwitchedToBusiness`, or :class:`Refused` (reasons in the module
@@ -259,7 +262,8 @@ def switch_to_business(
                 reason=Reason.INVALID_VAT_ID, details={"vat_id": vat, "country": vat[:2], "hint": hint}
             )
         if require_step_up:
-            refusal = consume_grant(ctx, actor, "switch_to_business")
+            refusal = consume_grant(ctx, actor, "switch_to_business", conversation_id=step_up_conversation,
+                                    params={"company_name": company_name, "vat_id": vat_id})
             if refusal is not None:
                 return refusal
 

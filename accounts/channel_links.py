@@ -22,16 +22,29 @@ Rules:
   account per code lifetime (10 minutes); further requests get the same
   answer and send nothing (audited as ``suppressed``).
 * **Confirming.** :func:`confirm_link` takes the newest pending code of that
-  chat identity: single use, 10 minutes, 5 wrong entries void it, failures
-  counted on the account's ``email_code`` counter (growing delays after 5,
-  not reset by a new code; see :mod:`accounts.codes`). On success any
-  earlier link of the chat identity is revoked (one active link per chat
-  identity, also enforced by a partial unique index), the new link lives
-  ``Settings.channel_link_ttl_days`` (90) and the primary address is told
-  (``channel_linked``).
+  chat identity: single use, 10 minutes, 5 wrong entries void it. Wrong
+  codes are counted per chat identity and on one global counter of all
+  chats (:func:`accounts.codes.record_source_failure`: growing delays after
+  5, at most ``Settings.link_failure_global_cap`` per window), **never** on
+  the account's own counters: a stranger guessing cannot lock the owner out
+  of step-up or recovery.
+* **A member with TFA** must add a code from the authenticator app: a right
+  e-mailed code then only marks the code row ``proved_at`` and answers
+  ``app_code_required``; :func:`confirm_link_app_code` checks the app's code
+  (±1 step, each step once; wrong codes counted like wrong link codes) and
+  links. The link records its factors (``authenticators``); a link made with
+  the e-mailed code alone stops identifying anyone once the member turns TFA
+  on: a linked chat is never stronger than the factor that linked it.
+* **On success** any earlier link of the chat identity is revoked (one
+  active link per chat identity, also enforced by a partial unique index),
+  the new link lives ``Settings.channel_link_ttl_days`` (90), or
+  ``widget_link_ttl_hours`` (12) for the website widget (``socketio``), and
+  the primary address is told (``channel_linked``: which channel, when, and
+  a single-use "this wasn't me: unlink" link, ``secret_report_link`` to
+  ``/tfa/not-me?token=...``, see :func:`accounts.tfa_recovery.report_not_me`).
 * **Using.** :func:`find_linked_actor` returns the :class:`Actor` of an
-  active, unexpired link whose member is still active and whose account is
-  not closed; anything else is None.
+  active, unexpired link whose member is still active, whose account is
+  not closed and whose factors are still enough; anything else is None.
 * **Listing and revoking.** A member sees and revokes their own links;
   owners see and revoke every link of the account. A link the actor may not
   see is ``link_not_found`` (same as a missing one).
@@ -41,7 +54,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -56,6 +69,9 @@ from accounts.models import (
     Account,
     ChannelLink,
     Member,
+    SecurityReportToken,
+    TfaEnrolment,
+    VerificationCode,
 )
 from accounts.operation import OperationContext, run_operation
 from accounts.results import (
@@ -68,9 +84,14 @@ from accounts.results import (
     Refused,
     Result,
 )
-from accounts.security import hash_secret, is_valid_email, normalize_email
+from accounts.security import hash_secret, is_valid_email, normalize_code, normalize_email
+from accounts.step_up import enabled_enrolment
+from accounts.tfa_recovery import report_link
 
 PURPOSE = "channel_link"
+#: The website widget's channel: its links live hours, not days.
+WIDGET_CHANNEL = "socketio"
+EMAIL_ONLY, EMAIL_AND_APP = "email_code", "email_code+totp"
 _CHANNEL_RE = re.compile(r"^[a-z0-9_.-]{1,%d}$" % CHANNEL_LENGTH)
 
 
@@ -81,6 +102,18 @@ def _check_identity(channel: str, channel_user_id: str) -> Optional[Refused]:
         return Refused(reason=Reason.INVALID_REQUEST, details={"field": "channel_user_id",
                                                                "max_length": CHANNEL_USER_ID_LENGTH})
     return None
+
+
+def failure_source(channel: str, channel_user_id: str) -> str:
+    """The failure-counter key of a chat identity (its user id only as a SHA-256)."""
+    return f"{PURPOSE}:{channel}:{hash_secret(channel_user_id)}"
+
+
+def link_ttl(settings: object, channel: str) -> timedelta:
+    """How long a new link of ``channel`` lives: hours for the widget, days elsewhere."""
+    if channel == WIDGET_CHANNEL:
+        return timedelta(hours=settings.widget_link_ttl_hours)  # type: ignore[attr-defined]
+    return timedelta(days=settings.channel_link_ttl_days)  # type: ignore[attr-defined]
 
 
 def _identity_lock(session: Session, channel: str, channel_user_id: str) -> None:
@@ -157,6 +190,66 @@ def request_link(
     )
 
 
+def _make_link(ctx: OperationContext, account: Account, member: Member, row: VerificationCode, *,
+               channel: str, channel_user_id: str, authenticators: str) -> ChannelLinked:
+    """Replace the identity's earlier link, store the new one, tell the primary address."""
+    settings = ctx.deps.settings
+    row.used_at = ctx.now
+    replaced = list(ctx.session.execute(
+        sa.select(ChannelLink)
+        .where(ChannelLink.channel == channel, ChannelLink.channel_user_id == channel_user_id,
+               ChannelLink.revoked_at.is_(None))
+        .with_for_update()
+    ).scalars())
+    for old in replaced:
+        old.revoked_at = ctx.now
+    ctx.session.flush()
+    expires_at = ctx.now + link_ttl(settings, channel)
+    link = ChannelLink(channel=channel, channel_user_id=channel_user_id, account_id=account.id,
+                       member_id=member.id, member_email=member.email, created_at=ctx.now,
+                       expires_at=expires_at, authenticators=authenticators)
+    ctx.session.add(link)
+    ctx.session.flush()
+    report_token = ctx.deps.tokens()
+    ctx.session.add(SecurityReportToken(
+        account_id=account.id, recipient_email=account.primary_email, event="channel_linked",
+        token_hash=hash_secret(report_token), created_at=ctx.now, channel_link_id=link.id,
+        expires_at=ctx.now + timedelta(days=settings.report_ttl_days),
+    ))
+    ctx.notify(account_id=account.id, recipient_email=account.primary_email, kind="channel_linked",
+               payload={"channel": channel, "member_email": member.email, "linked_at": ctx.now,
+                        "expires_at": expires_at, "with_app": authenticators == EMAIL_AND_APP,
+                        "secret_report_link": report_link(settings.enrollment_url_base, report_token)})
+    ctx.audit(account_id=account.id, action="channel_linked",
+              details={"link_id": link.id, "channel": channel, "member_email": member.email,
+                       "verification_code_id": row.id, "replaced_link_ids": [o.id for o in replaced],
+                       "authenticators": authenticators, "expires_at": expires_at})
+    return ChannelLinked(link_id=link.id, channel=channel, account_id=account.id,
+                         member_email=member.email, expires_at=expires_at)
+
+
+def _pending_subject(ctx: OperationContext, channel: str, channel_user_id: str
+                     ) -> Union[Tuple[Account, Member, Optional[VerificationCode]], Refused]:
+    """Lock the account of the identity's newest pending code (account first), then the code."""
+    row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id,
+                             lock=False)
+    if row is None:
+        return Refused(reason=Reason.NO_CODE_PENDING)
+    ctx.account_id = row.account_id
+    account = load_locked_account(ctx.session, row.account_id)
+    if isinstance(account, Refused):
+        return account
+    row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id)
+    if row is None or row.account_id != account.id:
+        return Refused(reason=Reason.NO_CODE_PENDING)
+    if account.status == "closed":
+        return Refused(reason=Reason.ACCOUNT_CLOSED)
+    member = ctx.session.get(Member, row.member_id, populate_existing=True)
+    if member is None or member.status != "active":
+        return Refused(reason=Reason.NOT_PERMITTED, details={"required_roles": [], "role": None})
+    return account, member, row
+
+
 def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, idempotency_key: str) -> Result:
     """Check the e-mailed code of this chat identity and link it to the account's primary member.
 
@@ -168,63 +261,38 @@ def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, i
         idempotency_key: Caller's key.
 
     Returns:
-        :class:`ChannelLinked`, or :class:`Refused` with ``no_code_pending``,
-        ``code_expired``, ``code_invalid`` (details ``attempts_left``,
-        ``retry_after_seconds`` once delays apply), ``too_many_attempts``
-        (``retry_after_seconds``), ``account_closed``, ``not_permitted`` (the
-        member was disabled meanwhile) or ``invalid_request``.
+        :class:`ChannelLinked`, or :class:`Refused` with ``app_code_required``
+        (right code, the member has TFA: call :func:`confirm_link_app_code`),
+        ``no_code_pending``, ``code_expired``, ``code_invalid`` (details
+        ``attempts_left``, ``retry_after_seconds`` once delays apply),
+        ``too_many_attempts`` (``retry_after_seconds``), ``account_closed``,
+        ``not_permitted`` (the member was disabled meanwhile) or
+        ``invalid_request``.
     """
     channel = channel.strip().lower()
+    source = failure_source(channel, channel_user_id)
 
     def body(ctx: OperationContext) -> Result:
         refused = _check_identity(channel, channel_user_id)
         if refused:
             return refused
         _identity_lock(ctx.session, channel, channel_user_id)
-        # Find the account without locking, lock it (account first), then lock the code.
-        row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id,
-                                 lock=False)
-        if row is None:
-            return Refused(reason=Reason.NO_CODE_PENDING)
-        ctx.account_id = row.account_id
-        account = load_locked_account(ctx.session, row.account_id)
-        if isinstance(account, Refused):
-            return account
-        row = codes.pending_code(ctx, purpose=PURPOSE, channel=channel, channel_user_id=channel_user_id)
-        if row is None or row.account_id != account.id:
-            return Refused(reason=Reason.NO_CODE_PENDING)
-        if account.status == "closed":
-            return Refused(reason=Reason.ACCOUNT_CLOSED)
-        member = ctx.session.get(Member, row.member_id, populate_existing=True)
-        if member is None or member.status != "active":
-            return Refused(reason=Reason.NOT_PERMITTED, details={"required_roles": [], "role": None})
-        refused = codes.throttle(ctx, account.id, "email_code") or codes.check_email_code(
-            ctx, row, code, account_id=account.id)
+        subject = _pending_subject(ctx, channel, channel_user_id)
+        if isinstance(subject, Refused):
+            return subject
+        account, member, row = subject
+        if row.proved_at is not None:  # the e-mailed code was already right: the app's code is due
+            return Refused(reason=Reason.APP_CODE_REQUIRED)
+        refused = codes.source_throttle(ctx, source) or codes.check_email_code(
+            ctx, row, code, account_id=account.id, source=source, mark_used=False)
         if refused:
             return refused
-        replaced = list(ctx.session.execute(
-            sa.select(ChannelLink)
-            .where(ChannelLink.channel == channel, ChannelLink.channel_user_id == channel_user_id,
-                   ChannelLink.revoked_at.is_(None))
-            .with_for_update()
-        ).scalars())
-        for old in replaced:
-            old.revoked_at = ctx.now
-        ctx.session.flush()
-        expires_at = ctx.now + timedelta(days=deps.settings.channel_link_ttl_days)
-        link = ChannelLink(channel=channel, channel_user_id=channel_user_id, account_id=account.id,
-                           member_id=member.id, member_email=member.email, created_at=ctx.now,
-                           expires_at=expires_at)
-        ctx.session.add(link)
-        ctx.session.flush()
-        ctx.notify(account_id=account.id, recipient_email=account.primary_email, kind="channel_linked",
-                   payload={"channel": channel, "linked_at": ctx.now, "expires_at": expires_at})
-        ctx.audit(account_id=account.id, action="channel_linked",
-                  details={"link_id": link.id, "channel": channel, "member_email": member.email,
-                           "verification_code_id": row.id, "replaced_link_ids": [o.id for o in replaced],
-                           "expires_at": expires_at})
-        return ChannelLinked(link_id=link.id, channel=channel, account_id=account.id,
-                             member_email=member.email, expires_at=expires_at)
+        if enabled_enrolment(ctx, member.id) is not None:
+            row.proved_at = ctx.now
+            return codes.refuse_and_keep(ctx, Refused(reason=Reason.APP_CODE_REQUIRED), account_id=account.id,
+                                         details={"verification_code_id": row.id, "channel": channel})
+        return _make_link(ctx, account, member, row, channel=channel, channel_user_id=channel_user_id,
+                          authenticators=EMAIL_ONLY)
 
     return run_operation(
         deps, operation="confirm_link", idempotency_key=idempotency_key, actor=None,
@@ -232,6 +300,84 @@ def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, i
         params={"channel": channel, "channel_user_id_sha256": hash_secret(channel_user_id)},
         body=body,
     )
+
+
+def confirm_link_app_code(deps: Deps, *, channel: str, channel_user_id: str, code: str,
+                          idempotency_key: str) -> Result:
+    """Second step for a member with TFA: check the authenticator app's code and link.
+
+    Args:
+        deps: Injected dependencies.
+        channel: Channel name, as in :func:`request_link`.
+        channel_user_id: The channel's id of the person.
+        code: The app's code, as typed.
+        idempotency_key: Caller's key.
+
+    Returns:
+        :class:`ChannelLinked` (factors ``email_code+totp``), or :class:`Refused`
+        with ``no_code_pending`` (no proved link code), ``code_expired``,
+        ``code_invalid``, ``code_used`` (that app step was already used),
+        ``too_many_attempts``, ``account_closed``, ``not_permitted`` or
+        ``invalid_request``.
+    """
+    channel = channel.strip().lower()
+    source = failure_source(channel, channel_user_id)
+
+    def body(ctx: OperationContext) -> Result:
+        refused = _check_identity(channel, channel_user_id)
+        if refused:
+            return refused
+        _identity_lock(ctx.session, channel, channel_user_id)
+        subject = _pending_subject(ctx, channel, channel_user_id)
+        if isinstance(subject, Refused):
+            return subject
+        account, member, row = subject
+        if row.proved_at is None:
+            return Refused(reason=Reason.NO_CODE_PENDING)
+        if ctx.now >= row.expires_at:
+            return Refused(reason=Reason.CODE_EXPIRED, details={"expired_at": row.expires_at})
+        enrolment = enabled_enrolment(ctx, member.id)
+        if enrolment is None:  # TFA was turned off meanwhile: the e-mailed code was enough
+            return _make_link(ctx, account, member, row, channel=channel, channel_user_id=channel_user_id,
+                              authenticators=EMAIL_ONLY)
+        refused = codes.source_throttle(ctx, source)
+        if refused:
+            return refused
+        step = codes.matching_step(enrolment.secret, code, ctx.now)
+        if step is None:
+            row.attempts = (row.attempts or 0) + 1
+            left = max(0, deps.settings.code_max_attempts - row.attempts)
+            if left == 0:
+                row.revoked_at = ctx.now
+            counter = codes.record_source_failure(ctx, source)
+            refused = codes.failure_refusal(ctx, Reason.CODE_INVALID, counter, attempts_left=left)
+            return codes.refuse_and_keep(ctx, refused, account_id=account.id,
+                                         details={"verification_code_id": row.id, "authenticator": "totp",
+                                                  "channel": channel})
+        if not codes.accept_step(ctx, enrolment.id, step):
+            return Refused(reason=Reason.CODE_USED)
+        codes.record_source_success(ctx, source)
+        return _make_link(ctx, account, member, row, channel=channel, channel_user_id=channel_user_id,
+                          authenticators=EMAIL_AND_APP)
+
+    return run_operation(
+        deps, operation="confirm_link_app_code", idempotency_key=idempotency_key, actor=None,
+        actor_label=f"channel:{channel}",
+        params={"channel": channel, "channel_user_id_sha256": hash_secret(channel_user_id),
+                "code_sha256": hash_secret(normalize_code(code))},
+        body=body,
+    )
+
+
+def revoke_links_of_account(ctx: OperationContext, account_id: int) -> List[int]:
+    """Revoke every active link of an account now (a "this wasn't me" report); return their ids."""
+    links = list(ctx.session.execute(
+        sa.select(ChannelLink).where(ChannelLink.account_id == account_id, ChannelLink.revoked_at.is_(None))
+        .with_for_update()
+    ).scalars())
+    for link in links:
+        link.revoked_at = ctx.now
+    return [link.id for link in links]
 
 
 def _visible_links(session: Session, actor: Actor, member: Member, now: object, *, lock: bool = False) -> sa.Select:
@@ -308,7 +454,8 @@ def revoke_link(deps: Deps, actor: Actor, link_id: int, *, idempotency_key: str)
 
 
 def find_linked_actor(deps: Deps, channel: str, channel_user_id: str) -> Optional[Actor]:
-    """Return who a chat identity acts as, or None (no, revoked or expired link; member or account gone).
+    """Return who a chat identity acts as, or None (no, revoked or expired link; member or account
+    gone; a link made without the app for a member who has TFA on now).
 
     Args:
         deps: Injected dependencies.
@@ -332,6 +479,8 @@ def find_linked_actor(deps: Deps, channel: str, channel_user_id: str) -> Optiona
                 ChannelLink.expires_at > now,
                 Member.status == "active",
                 Account.status != "closed",
+                sa.or_(ChannelLink.authenticators == EMAIL_AND_APP, ~sa.exists().where(
+                    TfaEnrolment.member_id == Member.id, TfaEnrolment.enabled.is_(True))),
             )
         ).first()
         return None if row is None else Actor(account_id=row.account_id, member_email=row.email)
@@ -346,5 +495,6 @@ def links_of_account(session: Session, account_id: int) -> List[ChannelLink]:
 
 
 __all__ = [
-    "request_link", "confirm_link", "list_links", "revoke_link", "find_linked_actor", "links_of_account",
+    "request_link", "confirm_link", "confirm_link_app_code", "list_links", "revoke_link", "find_linked_actor",
+    "links_of_account", "revoke_links_of_account", "failure_source", "link_ttl",
 ]

@@ -97,6 +97,7 @@ def request_closure(
     idempotency_key: str,
     grace_period_days: Optional[int] = None,
     require_step_up: bool = False,
+    step_up_conversation: Optional[str] = None,
 ) -> Result:
     """Put the actor's account into ``closing`` for a grace period.
 
@@ -108,6 +109,7 @@ def request_closure(
         require_step_up: Refuse with ``step_up_required`` unless the actor holds a
             step-up grant for ``close_account`` (:mod:`accounts.step_up`); the grant is
             used up in this transaction, after every other check passed.
+        step_up_conversation: The conversation that proved the step-up (the grant is bound to it).
 
     Returns:
         :class:`ClosureRequested`, or :class:`Refused` with reason
@@ -130,7 +132,7 @@ def request_closure(
         if refusal is not None:
             return refusal
         if require_step_up:
-            refusal = consume_grant(ctx, actor, "close_account")
+            refusal = consume_grant(ctx, actor, "close_account", conversation_id=step_up_conversation)
             if refusal is not None:
                 return refusal
 

@@ -37,6 +37,15 @@ Rules (NIST SP 800-63B-4 section 3.1.3/3.1.7, OWASP MFA cheat sheet):
   the count; sending a new code does not. The count is per account, so
   someone who can submit codes for an account can slow its owner down, but
   never lock them out for more than the cap.
+* **Failures per source** (:func:`source_throttle`, :func:`record_source_failure`):
+  codes typed by someone who is not yet anybody (a chat identity confirming
+  a channel link) are counted on that source's own row, with the same
+  delays, and on one global row per kind of source: at most
+  ``Settings.link_failure_global_cap`` (300) failures per
+  ``link_failure_window_minutes`` (60) from all sources together, after
+  which every source waits for the next window. They never touch the
+  account's counters, so a stranger can never slow down or lock out the
+  owner's own step-up or recovery.
 
 A failed attempt is a refusal that *changed* state (the counts): the helpers
 mark the transaction changed and write the ``refused`` audit event
@@ -52,8 +61,9 @@ from typing import Any, Mapping, Optional, Tuple
 
 import pyotp
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
-from accounts.models import TfaEnrolment, VerificationCode, VerificationFailure
+from accounts.models import SourceFailure, TfaEnrolment, VerificationCode, VerificationFailure
 from accounts.operation import OperationContext
 from accounts.results import Reason, Refused
 from accounts.security import normalize_code, salted_hash, same_secret
@@ -200,7 +210,84 @@ def record_success(ctx: OperationContext, account_id: int, authenticator: str) -
         ctx.session.flush()
 
 
-def failure_refusal(ctx: OperationContext, reason: Reason, counter: VerificationFailure,
+def _source_row(ctx: OperationContext, source: str, *, create: bool) -> Optional[SourceFailure]:
+    row = ctx.session.execute(
+        sa.select(SourceFailure).where(SourceFailure.source == source).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None and create:
+        try:
+            with ctx.session.begin_nested():  # a concurrent first failure may insert it first
+                ctx.session.add(SourceFailure(source=source, failures=0))
+        except IntegrityError:
+            pass
+        row = _source_row(ctx, source, create=False)
+    return row
+
+
+def global_source(source: str) -> str:
+    """The global counter of a source's kind: ``channel_link:telegram:ab12...`` -> ``channel_link:*``."""
+    return source.split(":", 1)[0] + ":*"
+
+
+def source_throttle(ctx: OperationContext, source: str) -> Optional[Refused]:
+    """Refuse if this source, or all sources of its kind together, must still wait.
+
+    Args:
+        ctx: The running operation.
+        source: ``<kind>:<channel>:<sha256 of the channel's user id>``.
+
+    Returns:
+        ``Refused(too_many_attempts)`` with ``retry_after_seconds``, or None.
+    """
+    wait = 0
+    for key in (source, global_source(source)):
+        row = _source_row(ctx, key, create=False)
+        if row is not None:
+            wait = max(wait, retry_after_seconds(ctx.now, row.next_allowed_at))
+    if wait:
+        return Refused(reason=Reason.TOO_MANY_ATTEMPTS, details={"retry_after_seconds": wait})
+    return None
+
+
+def record_source_failure(ctx: OperationContext, source: str) -> SourceFailure:
+    """Count one wrong code of a source (growing delays) and of all sources (windowed cap).
+
+    Args:
+        ctx: The running operation.
+        source: As for :func:`source_throttle`.
+
+    Returns:
+        The source's updated row.
+    """
+    settings = ctx.deps.settings
+    row = _source_row(ctx, source, create=True)
+    row.failures = (row.failures or 0) + 1
+    row.last_failure_at = ctx.now
+    wait = delay_after(row.failures, settings.failure_threshold, settings.failure_base_delay_seconds,
+                       settings.failure_max_delay_seconds)
+    row.next_allowed_at = ctx.now + timedelta(seconds=wait) if wait else None
+    overall = _source_row(ctx, global_source(source), create=True)
+    window = timedelta(minutes=settings.link_failure_window_minutes)
+    if overall.window_started_at is None or ctx.now >= overall.window_started_at + window:
+        overall.window_started_at, overall.failures, overall.next_allowed_at = ctx.now, 0, None
+    overall.failures += 1
+    overall.last_failure_at = ctx.now
+    if overall.failures >= settings.link_failure_global_cap:
+        overall.next_allowed_at = overall.window_started_at + window
+    ctx.session.flush()
+    return row
+
+
+def record_source_success(ctx: OperationContext, source: str) -> None:
+    """Reset a source's own count after a right code (the global window runs on)."""
+    row = _source_row(ctx, source, create=False)
+    if row is not None and (row.failures or row.next_allowed_at is not None):
+        row.failures, row.next_allowed_at = 0, None
+        ctx.session.flush()
+
+
+def failure_refusal(ctx: OperationContext, reason: Reason, counter: Any,
                     **details: Any) -> Refused:
     """Build the refusal of a wrong code, telling when the next attempt is allowed.
 
@@ -435,6 +522,7 @@ def code_matches(row: VerificationCode, code: str) -> bool:
 
 def check_email_code(
     ctx: OperationContext, row: Optional[VerificationCode], code: str, *, account_id: int,
+    source: Optional[str] = None, mark_used: bool = True,
 ) -> Optional[Refused]:
     """Verify a typed code against a pending row; on failure count it and keep the count.
 
@@ -450,7 +538,10 @@ def check_email_code(
         ctx: The running operation (account row locked).
         row: From :func:`pending_code`.
         code: As typed.
-        account_id: Account of the counter.
+        account_id: Account of the code (and of its counter without ``source``).
+        source: Count failures on this unauthenticated source (:func:`record_source_failure`)
+            instead of the account's ``email_code`` counter.
+        mark_used: False leaves ``used_at`` to the caller (a second factor follows).
 
     Returns:
         None on success, else the refusal (already audited when it changed state).
@@ -464,14 +555,19 @@ def check_email_code(
         left = max(0, ctx.deps.settings.code_max_attempts - row.attempts)
         if left == 0:
             row.revoked_at = ctx.now
-        counter = record_failure(ctx, account_id, "email_code")
+        counter = (record_failure(ctx, account_id, "email_code") if source is None
+                   else record_source_failure(ctx, source))
         refused = failure_refusal(ctx, Reason.CODE_INVALID, counter, attempts_left=left)
         return refuse_and_keep(
             ctx, refused, account_id=account_id,
             details={"verification_code_id": row.id, "purpose": row.purpose, "failures": counter.failures},
         )
-    row.used_at = ctx.now
-    record_success(ctx, account_id, "email_code")
+    if mark_used:
+        row.used_at = ctx.now
+    if source is None:
+        record_success(ctx, account_id, "email_code")
+    else:
+        record_source_success(ctx, source)
     return None
 
 

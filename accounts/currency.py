@@ -77,7 +77,8 @@ def check_currency_change(deps: Deps, actor: Actor) -> Union[str, Refused]:
 
 
 def change_currency(
-    deps: Deps, actor: Actor, *, currency: str, idempotency_key: str, require_step_up: bool = False
+    deps: Deps, actor: Actor, *, currency: str, idempotency_key: str, require_step_up: bool = False,
+    step_up_conversation: Optional[str] = None,
 ) -> Result:
     """Change the billing currency of the actor's account.
 
@@ -88,7 +89,9 @@ def change_currency(
         idempotency_key: Caller's key.
         require_step_up: Refuse with ``step_up_required`` unless the actor holds a
             step-up grant for ``change_currency`` (:mod:`accounts.step_up`); the grant is
-            used up in this transaction, after every other check passed.
+            used up in this transaction, after every other check passed; it must
+            have been granted for this currency.
+        step_up_conversation: The conversation that proved the step-up (the grant is bound to it).
 
     Returns:
         :class:`CurrencyChanged`, or :class:`Refused` with reason
@@ -120,7 +123,8 @@ def change_currency(
         if refusal is not None:
             return refusal
         if require_step_up:
-            refusal = consume_grant(ctx, actor, "change_currency")
+            refusal = consume_grant(ctx, actor, "change_currency", conversation_id=step_up_conversation,
+                                    params={"currency": code})
             if refusal is not None:
                 return refusal
 

@@ -27,6 +27,15 @@ empty or has passed. Each row gets its own write transaction:
    rest of the batch is left for the next round instead of waiting for one
    timeout per row: nothing is lost however long the server is down.
 
+No secret at rest: the transaction that sets ``sent_at`` or ``failed_at``
+also removes the payload's ``secret_*`` fields (codes, tokens inside links:
+:func:`accounts.outbox.redact_payload`), so after delivery the account
+database holds no code or token in clear. A notification requeued after
+that goes out without them (the templates then say the code or link is
+missing and to ask for a new one). :func:`purge_old_notifications` deletes
+sent and given-up rows older than ``Settings.outbox_retention_days`` (30);
+a scheduler calls it (``python -m accounts purge-outbox``).
+
 Delivery guarantee: a row is marked sent only in the transaction that sent
 it, and never claimed by two dispatchers at once, so each successful delivery
 happens once. The one edge is *at least once*: if the process dies (or the
@@ -58,6 +67,7 @@ from accounts.deps import Deps
 from accounts.mail import Mailer, MailError, compose, secret_values
 from accounts.redaction import mask_known_secrets
 from accounts.models import OUTBOX_ERROR_LENGTH, OutboxNotification
+from accounts.outbox import SECRET_PREFIX, redact_payload
 from accounts.worker import run_rounds
 
 logger = logging.getLogger("accounts.dispatch")
@@ -142,6 +152,13 @@ def _unexpected(exc: BaseException, secrets: Sequence[str]) -> str:
     return mask_known_secrets(f"{type(exc).__name__}: {exc}", secrets)[:300]
 
 
+def forget_secrets(row: OutboxNotification) -> None:
+    """Drop the ``secret_*`` payload fields of a row that will not be sent again (in its transaction)."""
+    payload = row.payload or {}
+    if any(key.startswith(SECRET_PREFIX) for key in payload):
+        row.payload = redact_payload(payload)
+
+
 def _attempt(row: OutboxNotification, mailer: Mailer, at: datetime) -> Optional[Tuple[str, bool, bool]]:
     """Build and send one row's message; None when accepted, else (error, permanent, server down)."""
     secrets = secret_values(row.payload)
@@ -201,6 +218,7 @@ def dispatch_pending(
             failure = _attempt(row, mailer, at)
             if failure is None:
                 row.sent_at = at
+                forget_secrets(row)
                 sent.append(row.id)
                 logger.info("outbox %s (%s): sent%s", row.id, row.kind,
                             f" after {row.attempts} failed attempt(s)" if row.attempts else "")
@@ -212,6 +230,7 @@ def dispatch_pending(
             if give_up:
                 row.failed_at = at
                 row.next_attempt_at = None
+                forget_secrets(row)
                 failed.append(row.id)
                 logger.error("outbox %s (%s): giving up after attempt %d: %s",
                              row.id, row.kind, row.attempts, error)
@@ -315,6 +334,35 @@ def requeue_failed(deps: Deps, ids: Sequence[int], *, now: Optional[datetime] = 
         return int(result.rowcount or 0)
 
 
+def purge_old_notifications(deps: Deps, *, now: Optional[datetime] = None,
+                            retention_days: Optional[int] = None) -> int:
+    """Delete sent and given-up notifications older than the retention period (a scheduler's job).
+
+    Pending rows stay, however old: they are still to be delivered.
+
+    Args:
+        deps: Gives the session factory, the clock and ``settings.outbox_retention_days``.
+        now: The time to count from (default: the clock).
+        retention_days: Override of ``deps.settings.outbox_retention_days``.
+
+    Returns:
+        The number of rows deleted.
+    """
+    days = deps.settings.outbox_retention_days if retention_days is None else retention_days
+    if days <= 0:
+        raise ValueError("retention_days must be positive")
+    cutoff = (now or deps.now()) - timedelta(days=days)
+    n = OutboxNotification
+    with write_session(deps.session_factory) as session:
+        result = session.execute(
+            sa.delete(n).where(sa.or_(n.sent_at < cutoff, n.failed_at < cutoff))
+            .execution_options(synchronize_session=False)
+        )
+        purged = int(result.rowcount or 0)
+    logger.info("outbox: purged %d notification(s) sent or given up before %s", purged, cutoff.isoformat())
+    return purged
+
+
 __all__ = [
     "DEFAULT_POLICY",
     "DispatchReport",
@@ -322,6 +370,8 @@ __all__ = [
     "RetryPolicy",
     "dispatch_pending",
     "failed_notifications",
+    "forget_secrets",
+    "purge_old_notifications",
     "requeue_failed",
     "run_loop",
 ]

@@ -379,6 +379,33 @@ def _tfa_enabled(p: Mapping[str, Any]) -> Tuple[str, str]:
     )
 
 
+#: How customers know the chat channels named in ``channel_linked`` notices.
+CHANNEL_NAMES = {"slack": "Slack", "telegram": "Telegram", "socketio": "the chat on our website"}
+
+
+def _channel_linked(p: Mapping[str, Any]) -> Tuple[str, str]:
+    raw = _text(p, "channel")
+    channel = CHANNEL_NAMES.get(raw, raw or "a chat")
+    who = _text(p, "member_email")
+    when = _when(p, "linked_at")
+    until = _when(p, "expires_at")
+    report = _text(p, "secret_report_link")
+    return f"A chat on {channel} can now act for your account", (
+        "Hello,\n\n"
+        f"A chat on {channel} asked to act for your account"
+        + (f" as {who}" if who else "")
+        + (f" and was linked on {when}" if when else " and was linked")
+        + (", with the code we e-mailed you and a code from your authenticator app" if p.get("with_app")
+           else ", with the code we e-mailed you")
+        + ".\n"
+        + (f"The link lasts until {until}.\n" if until else "")
+        + "\n"
+        + ("If this wasn't you, unlink it with one click (it removes every chat linked to\n"
+           f"your account and tells our support team):\n\n{report}" if report else
+           "If this wasn't you, contact support right away so we can unlink it.")
+    )
+
+
 #: Wording of every known notification kind: payload -> (subject, body).
 TEMPLATES: Dict[str, Callable[[Mapping[str, Any]], Tuple[str, str]]] = {
     "account_closed": _account_closed,
@@ -396,6 +423,7 @@ TEMPLATES: Dict[str, Callable[[Mapping[str, Any]], Tuple[str, str]]] = {
     "tfa_reset": _tfa_reset,
     "tfa_enrollment_link": _tfa_enrollment_link,
     "tfa_enabled": _tfa_enabled,
+    "channel_linked": _channel_linked,
 }
 
 

@@ -3,7 +3,12 @@
 Rules (FAQ: "Profile -> User Management"):
 
 * **invite_member**: active owners and admins invite; only owners may invite
-  another owner. The address must be well-formed and not already an active or
+  another owner. Inviting an **owner or admin** (also re-inviting a disabled
+  member with such a role) needs a step-up grant for ``invite_member`` bound
+  to that address and role (:mod:`accounts.step_up`), consumed with the
+  invitation, whatever the caller asks: a chat or token alone never creates
+  a new owner. An account sends at most ``Settings.invitations_per_day``
+  (20) invitations per 24 hours (``rate_limited``). The address must be well-formed and not already an active or
   invited member (an invitation that expired, or a disabled member, may be
   invited again). The invitation token is random, stored only as its SHA-256
   hash, single-use and expires after ``Settings.invitation_ttl_days`` (7).
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import List, Union
+from typing import List, Optional, Union
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -50,6 +55,8 @@ from accounts.security import hash_secret, is_valid_email, normalize_email
 from accounts.step_up import consume_grant
 
 INVITATION_PATH = "/invitations/accept"
+#: Roles whose invitation needs a step-up grant.
+STEP_UP_ROLES = ("owner", "admin")
 
 
 def invitation_link(base_url: str, token: str) -> str:
@@ -78,8 +85,17 @@ def _pending_invitations(ctx: OperationContext, member_id: int) -> list:
     return list(ctx.session.execute(stmt).scalars())
 
 
+def _invitations_today(ctx: OperationContext, account_id: int) -> List[Invitation]:
+    since = ctx.now - timedelta(days=1)
+    return list(ctx.session.execute(
+        sa.select(Invitation).where(Invitation.account_id == account_id, Invitation.created_at > since)
+        .order_by(Invitation.created_at)
+    ).scalars())
+
+
 def invite_member(
-    deps: Deps, actor: Actor, *, email: str, role: str, idempotency_key: str
+    deps: Deps, actor: Actor, *, email: str, role: str, idempotency_key: str,
+    step_up_conversation: Optional[str] = None,
 ) -> Result:
     """Invite a person to the actor's account with a role.
 
@@ -90,12 +106,15 @@ def invite_member(
         role: ``owner``, ``admin`` or ``member`` (``owner`` needs an owner).
         idempotency_key: Caller's key. A replay returns the stored result with
             ``token=None``; the e-mail is already in the outbox.
+        step_up_conversation: The conversation that proved the step-up (owner
+            and admin invitations; the grant is bound to it).
 
     Returns:
         :class:`MemberInvited` (with the raw token), or :class:`Refused` with
         reason ``invalid_email``, ``invalid_role``, ``account_not_found``,
-        ``not_permitted``, ``account_not_active``, ``already_member`` or
-        ``already_invited`` (details: ``expires_at``).
+        ``not_permitted``, ``account_not_active``, ``already_member``,
+        ``already_invited`` (details: ``expires_at``), ``rate_limited``
+        (``retry_after_seconds``) or ``step_up_required`` (owner or admin).
     """
     address = normalize_email(email)
     role = role.strip().lower()
@@ -125,7 +144,18 @@ def invite_member(
                     reason=Reason.ALREADY_INVITED,
                     details={"email": address, "expires_at": max(i.expires_at for i in live)},
                 )
-            for old in pending:  # expired: replace by a fresh invitation
+        recent = _invitations_today(ctx, account.id)
+        if len(recent) >= ctx.deps.settings.invitations_per_day:
+            oldest = recent[len(recent) - ctx.deps.settings.invitations_per_day]
+            wait = (oldest.created_at + timedelta(days=1) - ctx.now).total_seconds()
+            return Refused(reason=Reason.RATE_LIMITED, details={"retry_after_seconds": max(1, int(wait + 0.999))})
+        if role in STEP_UP_ROLES:
+            refusal = consume_grant(ctx, actor, "invite_member", conversation_id=step_up_conversation,
+                                    params={"email": address, "role": role})
+            if refusal is not None:
+                return refusal
+        if member is not None and member.status == "invited":
+            for old in _pending_invitations(ctx, member.id):  # expired: replace by a fresh invitation
                 old.revoked_at = ctx.now
         if member is None:
             member = Member(account_id=account.id, email=address, created_at=ctx.now)
@@ -250,7 +280,8 @@ def accept_invitation(deps: Deps, *, token: str, idempotency_key: str) -> Result
 
 
 def disable_member(
-    deps: Deps, actor: Actor, *, email: str, idempotency_key: str, require_step_up: bool = False
+    deps: Deps, actor: Actor, *, email: str, idempotency_key: str, require_step_up: bool = False,
+    step_up_conversation: Optional[str] = None,
 ) -> Result:
     """Revoke a member's access to the actor's account.
 
@@ -261,7 +292,9 @@ def disable_member(
         idempotency_key: Caller's key.
         require_step_up: Refuse with ``step_up_required`` unless the actor holds a
             step-up grant for ``disable_member`` (:mod:`accounts.step_up`); the grant is
-            used up in this transaction, after every other check passed.
+            used up in this transaction, after every other check passed; it must
+            have been granted for this member's address.
+        step_up_conversation: The conversation that proved the step-up (the grant is bound to it).
 
     Returns:
         :class:`MemberDisabled`, or :class:`Refused` with reason
@@ -295,7 +328,8 @@ def disable_member(
             if active_owner_count(ctx.session, account.id, excluding_member_id=target.id) == 0:
                 return Refused(reason=Reason.LAST_OWNER)
         if require_step_up:
-            refusal = consume_grant(ctx, actor, "disable_member")
+            refusal = consume_grant(ctx, actor, "disable_member", conversation_id=step_up_conversation,
+                                    params={"email": address})
             if refusal is not None:
                 return refusal
 

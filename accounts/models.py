@@ -417,13 +417,18 @@ CODE_PURPOSES = ("channel_link", "step_up", "tfa_recovery")
 #: Authenticators whose failures are counted per account.
 AUTHENTICATOR_KINDS = ("totp", "email_code", "recovery_code", "tfa_enrollment")
 #: Sensitive operations that need a step-up grant.
-STEP_UP_OPERATIONS = ("close_account", "change_currency", "disable_member", "switch_to_business")
+STEP_UP_OPERATIONS = ("close_account", "change_currency", "disable_member", "switch_to_business",
+                      "invite_member")
 #: Authenticators that can produce a step-up grant.
 STEP_UP_AUTHENTICATORS = ("totp", "email_code")
 #: Security events a "this was not me" link can report.
-REPORT_EVENTS = ("tfa_reset",)
+REPORT_EVENTS = ("tfa_reset", "channel_linked")
+#: Factors that proved a channel link: the e-mailed code, plus the app for a member with TFA on.
+LINK_AUTHENTICATORS = ("email_code", "email_code+totp")
 CHANNEL_LENGTH = 32
 CHANNEL_USER_ID_LENGTH = 200
+#: Longest conversation (sender) id a pending proof or a step-up grant records.
+CONVERSATION_LENGTH = 255
 ACTIVE_LINK = "revoked_at IS NULL"
 
 
@@ -459,6 +464,8 @@ class VerificationCode(Base):
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     used_at: Optional[datetime] = sa.Column(UTCDateTime)
     revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+    #: A link code proved right for a member with TFA, waiting for the app's code.
+    proved_at: Optional[datetime] = sa.Column(UTCDateTime)
 
 
 class VerificationFailure(Base):
@@ -499,6 +506,10 @@ class StepUpGrant(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     consumed_at: Optional[datetime] = sa.Column(UTCDateTime)
+    #: The conversation the factor was proved in; only that conversation can use the grant.
+    conversation_id: Optional[str] = sa.Column(sa.String(CONVERSATION_LENGTH))
+    #: SHA-256 of the operation's bound parameters (which currency, which user).
+    params_sha256: Optional[str] = sa.Column(sa.String(64))
 
 
 class ChannelLink(Base):
@@ -526,6 +537,9 @@ class ChannelLink(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     revoked_at: Optional[datetime] = sa.Column(UTCDateTime)
+    #: The factors that made the link; a link made without the app stops when the member turns TFA on.
+    authenticators: str = sa.Column(sa.String(32), nullable=False, default="email_code",
+                                    server_default="email_code")
 
 
 class TfaEnrollmentToken(Base):
@@ -565,13 +579,12 @@ class SecurityReportToken(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False)
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     used_at: Optional[datetime] = sa.Column(UTCDateTime)
+    #: For ``channel_linked`` notices: the link the report unlinks.
+    channel_link_id: Optional[int] = sa.Column(sa.ForeignKey("channel_links.id"))
 
 
 # --------------------------------------------------------------------------- pending proofs
 # The first proof of a lost-TFA recovery, between two messages (revision 0006_pending_proofs).
-
-#: Longest conversation (sender) id a pending proof records.
-CONVERSATION_LENGTH = 255
 
 
 class TfaPendingProof(Base):
@@ -603,3 +616,30 @@ class TfaPendingProof(Base):
     expires_at: datetime = sa.Column(UTCDateTime, nullable=False)
     attempts: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
     closed_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+# --------------------------------------------------------------------------- failures per source
+# Wrong codes from sources that are not (yet) an account's member (revision 0007_security_domain).
+
+#: Longest source key (``channel_link:<channel>:<sha256 of the channel user id>``).
+SOURCE_LENGTH = 120
+
+
+class SourceFailure(Base):
+    """Wrong codes counted per unauthenticated source (a chat identity), or globally.
+
+    A chat identity guessing link codes is slowed down on its own row and on
+    the global row (``channel_link:*``), never on the account's own counters,
+    so a stranger can never lock an owner out of step-up or recovery.
+    ``window_started_at`` starts the global row's fixed counting window.
+    """
+
+    __tablename__ = "source_failures"
+    __table_args__ = (sa.UniqueConstraint("source"),)
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    source: str = sa.Column(sa.String(SOURCE_LENGTH), nullable=False)
+    failures: int = sa.Column(sa.Integer, nullable=False, default=0)
+    window_started_at: Optional[datetime] = sa.Column(UTCDateTime)
+    last_failure_at: Optional[datetime] = sa.Column(UTCDateTime)
+    next_allowed_at: Optional[datetime] = sa.Column(UTCDateTime)

@@ -81,6 +81,8 @@ class Reason(str, Enum):
     LINK_NOT_FOUND = "link_not_found"
     NO_RECOVERY_CODES = "no_recovery_codes"
     TFA_NOT_ENABLED = "tfa_not_enabled"
+    #: The e-mailed link code was right; a member with TFA must add a code from the app.
+    APP_CODE_REQUIRED = "app_code_required"
 
 
 def _encode(value: Any) -> Any:

@@ -40,6 +40,22 @@ Environment variable                  Meaning (default)
 ``ACCOUNTS_REPORT_TTL_DAYS``          days a "this was not me" link is valid (30)
 ``ACCOUNTS_TFA_ISSUER``               issuer shown in authenticator apps
                                       (``Example Portal``)
+``ACCOUNTS_WIDGET_LINK_TTL_HOURS``    hours a website-widget (``socketio``)
+                                      session stays linked (12)
+``ACCOUNTS_LINK_FAILURE_GLOBAL_CAP``  wrong link codes accepted from all chats
+                                      together per window before every link
+                                      confirmation waits for the next (300)
+``ACCOUNTS_LINK_FAILURE_WINDOW_MINUTES`` length of that window (60)
+``OUTBOX_RETENTION_DAYS``             days a sent or given-up notification is
+                                      kept before it is purged (30)
+``ACCOUNTS_INVITATIONS_PER_DAY``      invitations one account may send per 24
+                                      hours (20)
+``ACCOUNTS_SUPPORT_REQUESTS_PER_SENDER`` anonymous support requests per
+                                      conversation per hour (3)
+``ACCOUNTS_SUPPORT_REQUESTS_PER_ADDRESS`` anonymous support requests per
+                                      contact address per hour (3)
+``ACCOUNTS_SUPPORT_REQUESTS_ANONYMOUS_PER_HOUR`` anonymous support requests
+                                      from everybody per hour (200)
 ====================================  ===========================================
 """
 
@@ -124,6 +140,14 @@ class Settings:
         enrollment_ttl_minutes: Lifetime of a TFA enrolment link.
         report_ttl_days: Lifetime of a "this was not me" link.
         tfa_issuer: Issuer name in ``otpauth://`` URIs.
+        widget_link_ttl_hours: Lifetime of a website-widget (``socketio``) link.
+        link_failure_global_cap: Wrong link codes from all chats per window.
+        link_failure_window_minutes: Length of that window.
+        outbox_retention_days: Days sent or given-up notifications are kept.
+        invitations_per_day: Invitations per account per 24 hours.
+        support_requests_per_sender: Anonymous support requests per conversation per hour.
+        support_requests_per_address: Anonymous support requests per contact address per hour.
+        support_requests_anonymous_per_hour: Anonymous support requests from everybody per hour.
     """
 
     grace_period_days: int = 14
@@ -144,6 +168,14 @@ class Settings:
     enrollment_ttl_minutes: int = 15
     report_ttl_days: int = 30
     tfa_issuer: str = "Example Portal"
+    widget_link_ttl_hours: int = 12
+    link_failure_global_cap: int = 300
+    link_failure_window_minutes: int = 60
+    outbox_retention_days: int = 30
+    invitations_per_day: int = 20
+    support_requests_per_sender: int = 3
+    support_requests_per_address: int = 3
+    support_requests_anonymous_per_hour: int = 200
 
     @property
     def enrollment_url_base(self) -> str:
@@ -191,4 +223,16 @@ class Settings:
             enrollment_ttl_minutes=_int(env, "ACCOUNTS_ENROLLMENT_TTL_MINUTES", d.enrollment_ttl_minutes),
             report_ttl_days=_int(env, "ACCOUNTS_REPORT_TTL_DAYS", d.report_ttl_days),
             tfa_issuer=env.get("ACCOUNTS_TFA_ISSUER") or d.tfa_issuer,
+            widget_link_ttl_hours=_int(env, "ACCOUNTS_WIDGET_LINK_TTL_HOURS", d.widget_link_ttl_hours),
+            link_failure_global_cap=_int(env, "ACCOUNTS_LINK_FAILURE_GLOBAL_CAP", d.link_failure_global_cap),
+            link_failure_window_minutes=_int(env, "ACCOUNTS_LINK_FAILURE_WINDOW_MINUTES",
+                                             d.link_failure_window_minutes),
+            outbox_retention_days=_int(env, "OUTBOX_RETENTION_DAYS", d.outbox_retention_days),
+            invitations_per_day=_int(env, "ACCOUNTS_INVITATIONS_PER_DAY", d.invitations_per_day),
+            support_requests_per_sender=_int(env, "ACCOUNTS_SUPPORT_REQUESTS_PER_SENDER",
+                                             d.support_requests_per_sender),
+            support_requests_per_address=_int(env, "ACCOUNTS_SUPPORT_REQUESTS_PER_ADDRESS",
+                                              d.support_requests_per_address),
+            support_requests_anonymous_per_hour=_int(env, "ACCOUNTS_SUPPORT_REQUESTS_ANONYMOUS_PER_HOUR",
+                                                     d.support_requests_anonymous_per_hour),
         )

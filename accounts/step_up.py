@@ -2,7 +2,8 @@
 
 The sensitive operations are :data:`OPERATIONS`: ``close_account``
 (:func:`accounts.closing.request_closure`), ``change_currency``,
-``disable_member`` and ``switch_to_business``.
+``disable_member``, ``switch_to_business`` and ``invite_member`` (inviting
+an owner or an admin).
 
 1. :func:`start_step_up` tells the dialogue which factor to ask for: the
    acting member's authenticator app (``totp``) when their TFA enrolment is
@@ -12,12 +13,20 @@ The sensitive operations are :data:`OPERATIONS`: ``close_account``
    within ±1 step, each step once; e-mailed codes single use; failure
    counter with growing delays) and stores a :class:`~accounts.models.StepUpGrant`
    for that member and that operation, valid ``Settings.step_up_ttl_minutes``
-   (5).
+   (5). The grant is bound to the conversation that proved the factor
+   (``conversation_id``) and to a SHA-256 of the operation's parameters
+   (:func:`params_digest`: which currency, which user, which role); issuing
+   it ends the member's older open grants.
 3. The operation uses the grant up, once: inside its own transaction with
-   :func:`consume_grant` (``require_step_up=True`` on the four operations),
-   or on its own with :func:`consume_step_up`. A grant for one operation
-   never authorises another, another member or another account; a used or
-   expired grant authorises nothing (``step_up_required``).
+   :func:`consume_grant` (``require_step_up=True`` on the sensitive
+   operations; always for an owner or admin invitation), or on its own with
+   :func:`consume_step_up`. A grant for one operation never authorises
+   another, another member, another account, another conversation or other
+   parameters; a used or expired grant authorises nothing
+   (``step_up_required``).
+
+The verdict is the grant in the database, never a word in the chat: the
+dialogue only forwards what the customer typed.
 
 A TFA recovery revokes the member's open grants (they may come from the lost
 device).
@@ -25,8 +34,10 @@ device).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
-from typing import Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import sqlalchemy as sa
 
@@ -48,6 +59,28 @@ from accounts.results import (
 #: Operations that need a step-up grant.
 OPERATIONS = STEP_UP_OPERATIONS
 PURPOSE = "step_up"
+
+
+def params_digest(params: Optional[Mapping[str, Any]]) -> str:
+    """SHA-256 of an operation's bound parameters, insensitive to case and spacing.
+
+    The dialogue (at verification) and the operation (at consumption) pass
+    the same values, possibly spelled differently (``usd`` / ``USD``).
+
+    Args:
+        params: Parameter name -> value (None: no parameters).
+
+    Returns:
+        64 hex characters.
+    """
+    canonical = {str(k): " ".join(str(v).split()).casefold() if v is not None else None
+                 for k, v in (params or {}).items()}
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _same(column: Any, value: Optional[str]) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 def _unsupported(operation: str) -> Optional[Refused]:
@@ -124,7 +157,10 @@ def start_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key: 
     )
 
 
-def verify_step_up(deps: Deps, actor: Actor, operation: str, code: str, *, idempotency_key: str) -> Result:
+def verify_step_up(
+    deps: Deps, actor: Actor, operation: str, code: str, *, idempotency_key: str,
+    conversation_id: Optional[str] = None, params: Optional[Mapping[str, Any]] = None,
+) -> Result:
     """Check the second factor for ``operation`` and grant it once, for minutes.
 
     The factor is the one :func:`start_step_up` named at the time of this call:
@@ -137,6 +173,8 @@ def verify_step_up(deps: Deps, actor: Actor, operation: str, code: str, *, idemp
         operation: One of :data:`OPERATIONS`.
         code: As typed by the customer (spaces ignored).
         idempotency_key: Caller's key.
+        conversation_id: The conversation the code was typed in; only it can use the grant.
+        params: The operation's bound parameters (see :func:`params_digest`).
 
     Returns:
         :class:`StepUpGranted`, or :class:`Refused` with ``code_invalid``
@@ -168,23 +206,28 @@ def verify_step_up(deps: Deps, actor: Actor, operation: str, code: str, *, idemp
                 refused = codes.check_email_code(ctx, row, code, account_id=actor.account_id)
         if refused:
             return refused
+        ended = revoke_open_grants(ctx, account_id=actor.account_id, member_id=member.id)
         expires_at = ctx.now + timedelta(minutes=deps.settings.step_up_ttl_minutes)
         grant = StepUpGrant(account_id=actor.account_id, member_id=member.id, operation=operation,
-                            authenticator=method, created_at=ctx.now, expires_at=expires_at)
+                            authenticator=method, created_at=ctx.now, expires_at=expires_at,
+                            conversation_id=conversation_id, params_sha256=params_digest(params))
         ctx.session.add(grant)
         ctx.session.flush()
         ctx.audit(account_id=actor.account_id, action="step_up_granted",
                   details={"operation": operation, "method": method, "grant_id": grant.id,
-                           "member_email": member.email, "expires_at": expires_at})
+                           "member_email": member.email, "expires_at": expires_at,
+                           "older_grants_ended": ended})
         return StepUpGranted(operation=operation, grant_id=grant.id, expires_at=expires_at)
 
     return run_operation(
         deps, operation="verify_step_up", idempotency_key=idempotency_key, actor=actor,
-        params={"operation": operation}, body=body,  # never the code: see fingerprint()
+        params={"operation": operation, "conversation_id": conversation_id,
+                "params_sha256": params_digest(params)}, body=body,  # never the code: see fingerprint()
     )
 
 
-def _open_grant(ctx: OperationContext, member_id: int, account_id: int, operation: str) -> Optional[StepUpGrant]:
+def _open_grant(ctx: OperationContext, member_id: int, account_id: int, operation: str, *,
+                conversation_id: Optional[str], params: Optional[Mapping[str, Any]]) -> Optional[StepUpGrant]:
     return ctx.session.execute(
         sa.select(StepUpGrant)
         .where(
@@ -193,6 +236,8 @@ def _open_grant(ctx: OperationContext, member_id: int, account_id: int, operatio
             StepUpGrant.operation == operation,
             StepUpGrant.consumed_at.is_(None),
             StepUpGrant.expires_at > ctx.now,
+            _same(StepUpGrant.conversation_id, conversation_id),
+            StepUpGrant.params_sha256 == params_digest(params),
         )
         .order_by(StepUpGrant.id)
         .limit(1)
@@ -201,7 +246,9 @@ def _open_grant(ctx: OperationContext, member_id: int, account_id: int, operatio
     ).scalar_one_or_none()
 
 
-def consume_grant(ctx: OperationContext, actor: Actor, operation: str) -> Optional[Refused]:
+def consume_grant(ctx: OperationContext, actor: Actor, operation: str, *,
+                  conversation_id: Optional[str] = None,
+                  params: Optional[Mapping[str, Any]] = None) -> Optional[Refused]:
     """Use up the actor's grant for ``operation`` inside a running operation.
 
     Call it as the *last* check of an operation body, right before its state
@@ -212,13 +259,16 @@ def consume_grant(ctx: OperationContext, actor: Actor, operation: str) -> Option
         ctx: The running operation (account row locked).
         actor: The verified acting member.
         operation: One of :data:`OPERATIONS`.
+        conversation_id: The conversation asking (must be the grant's).
+        params: The operation's bound parameters (must hash to the grant's).
 
     Returns:
         None if a grant was consumed, else ``Refused(step_up_required)``
         (details: ``operation``).
     """
     member = find_member(ctx.session, actor.account_id, actor.member_email)
-    grant = None if member is None else _open_grant(ctx, member.id, actor.account_id, operation)
+    grant = None if member is None else _open_grant(ctx, member.id, actor.account_id, operation,
+                                                    conversation_id=conversation_id, params=params)
     if grant is None:
         return Refused(reason=Reason.STEP_UP_REQUIRED, details={"operation": operation})
     grant.consumed_at = ctx.now
@@ -228,7 +278,8 @@ def consume_grant(ctx: OperationContext, actor: Actor, operation: str) -> Option
     return None
 
 
-def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key: str) -> Result:
+def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key: str,
+                    conversation_id: Optional[str] = None, params: Optional[Mapping[str, Any]] = None) -> Result:
     """Use up the actor's grant for ``operation`` in its own transaction.
 
     Prefer ``require_step_up=True`` on the operation itself (the grant then
@@ -240,6 +291,8 @@ def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key
         actor: The verified acting member.
         operation: One of :data:`OPERATIONS`.
         idempotency_key: Caller's key.
+        conversation_id: The conversation asking (must be the grant's).
+        params: The operation's bound parameters.
 
     Returns:
         :class:`StepUpConsumed`, or :class:`Refused` with ``step_up_required``,
@@ -254,7 +307,8 @@ def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key
         member = _active_member(ctx, actor)
         if isinstance(member, Refused):
             return member
-        grant = _open_grant(ctx, member.id, actor.account_id, operation)
+        grant = _open_grant(ctx, member.id, actor.account_id, operation,
+                            conversation_id=conversation_id, params=params)
         if grant is None:
             return Refused(reason=Reason.STEP_UP_REQUIRED, details={"operation": operation})
         grant.consumed_at = ctx.now
@@ -264,7 +318,8 @@ def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key
 
     return run_operation(
         deps, operation="consume_step_up", idempotency_key=idempotency_key, actor=actor,
-        params={"operation": operation}, body=body,
+        params={"operation": operation, "conversation_id": conversation_id,
+                "params_sha256": params_digest(params)}, body=body,
     )
 
 

@@ -9,6 +9,12 @@ account's primary e-mail) gets an acknowledgement with the reference
 ``context`` is free JSON for the support agent (conversation id, slots,
 blocking reasons...). Keys that look like secrets (``password``, ``token``,
 ``code``, ``secret*``...) are replaced by ``"[redacted]"`` before storing.
+
+Anonymous visitors (no ``account_id``) open at most
+``Settings.support_requests_per_sender`` (3) requests per conversation
+(``context["conversation"]``), ``support_requests_per_address`` (3) per
+contact address and ``support_requests_anonymous_per_hour`` (200) all
+together per hour (``rate_limited``, ``retry_after_seconds``).
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Mapping, Optional
+from datetime import datetime, timedelta
+from typing import Any, Dict, Mapping, Optional
 
 import sqlalchemy as sa
 
@@ -90,6 +96,31 @@ def open_support_request(
     return request
 
 
+def _anonymous_limit(ctx: OperationContext, conversation: Any, address: Optional[str]) -> Optional[Refused]:
+    """Refuse an anonymous request beyond the hourly limits (per conversation, per address, overall)."""
+    settings = ctx.deps.settings
+    since = ctx.now - timedelta(hours=1)
+    recent = ctx.session.execute(
+        sa.select(SupportRequest.created_at, SupportRequest.context, SupportRequest.contact_email)
+        .where(SupportRequest.account_id.is_(None), SupportRequest.created_at > since)
+        .order_by(SupportRequest.created_at)
+    ).all()
+    checks = [(list(recent), settings.support_requests_anonymous_per_hour)]
+    if conversation:
+        checks.append(([r for r in recent if (r.context or {}).get("conversation") == conversation],
+                       settings.support_requests_per_sender))
+    if address:
+        checks.append(([r for r in recent if r.contact_email == address], settings.support_requests_per_address))
+    wait = 0
+    for rows, limit in checks:
+        if len(rows) >= limit:
+            frees_at: datetime = rows[len(rows) - limit].created_at + timedelta(hours=1)
+            wait = max(wait, int((frees_at - ctx.now).total_seconds() + 0.999))
+    if wait:
+        return Refused(reason=Reason.RATE_LIMITED, details={"retry_after_seconds": max(1, wait)})
+    return None
+
+
 def create_support_request(
     deps: Deps,
     *,
@@ -118,8 +149,9 @@ def create_support_request(
 
     Returns:
         :class:`SupportRequestCreated`, or :class:`Refused` with reason
-        ``invalid_request`` (details: ``field``), ``invalid_email`` or
-        ``account_not_found``.
+        ``invalid_request`` (details: ``field``), ``invalid_email``,
+        ``account_not_found`` or ``rate_limited`` (anonymous requests;
+        ``retry_after_seconds``).
     """
     channel = channel.strip().lower()
     reason = reason.strip()
@@ -147,6 +179,10 @@ def create_support_request(
             if account is None:
                 return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account_id": account_id})
             recipient = recipient or account.primary_email
+        else:
+            refused = _anonymous_limit(ctx, data.get("conversation"), address)
+            if refused:
+                return refused
         request = open_support_request(
             ctx,
             account_id=account_id,

@@ -37,8 +37,13 @@ Flow (NIST SP 800-63B-4 section 4.2 account recovery; OWASP MFA cheat sheet
    gets ``tfa_reset`` with its own single-use "this was not me" link
    (``secret_report_link`` to ``/tfa/not-me?token=...``, stored hashed,
    valid ``Settings.report_ttl_days``). :func:`report_not_me` records the
-   report, revokes every unused enrolment link and open step-up grant of the
-   account and opens a support request (reason ``tfa_reset_not_me``).
+   report, revokes every unused enrolment link, open step-up grant and
+   channel link of the account, switches off an app enrolled since the
+   notice (with its recovery codes: they were shown to whoever enrolled it)
+   and opens a support request (reason ``tfa_reset_not_me``). The
+   ``channel_linked`` notice of :mod:`accounts.channel_links` carries the
+   same kind of link ("this wasn't me: unlink"; reason
+   ``channel_link_not_me``).
 5. :func:`begin_enrollment` (the page, GET) creates the pending secret once
    and returns it with its ``otpauth://`` URI; repeated views show the same
    secret (mail scanners may open links), nothing is activated.
@@ -107,6 +112,7 @@ REPORT_PATH = "/tfa/not-me"
 RECOVERY_CODE_COUNT = 10
 SUPPORT_REASON = "lost_tfa_device"
 NOT_ME_REASON = "tfa_reset_not_me"
+LINK_NOT_ME_REASON = "channel_link_not_me"
 
 def enrollment_link(base_url: str, token: str) -> str:
     """Return the e-mailed enrolment link ``{base}/tfa/enroll?token=...``."""
@@ -706,13 +712,38 @@ def complete_enrollment(deps: Deps, *, token: str, code: str, idempotency_key: s
 # --------------------------------------------------------------------------- "this was not me"
 
 
-def report_not_me(deps: Deps, *, token: str, idempotency_key: str, channel: str = "web") -> Result:
-    """Record a "this was not me" report from a ``tfa_reset`` notice.
+def _revoke_apps_enrolled_since(ctx: OperationContext, account_id: int, since: datetime) -> List[int]:
+    """Switch off apps enrolled with an enrolment link used since ``since``; return the enrolment ids."""
+    member_ids = list(ctx.session.execute(
+        sa.select(TfaEnrollmentToken.member_id).where(
+            TfaEnrollmentToken.account_id == account_id,
+            TfaEnrollmentToken.used_at.is_not(None),
+            TfaEnrollmentToken.used_at >= since,
+        ).distinct()
+    ).scalars())
+    revoked: List[int] = []
+    for member_id in member_ids:
+        enrolment = _enrolment(ctx, member_id)
+        if enrolment is None or not enrolment.enabled:
+            continue
+        ctx.session.execute(sa.delete(TfaRecoveryCode).where(TfaRecoveryCode.enrolment_id == enrolment.id)
+                            .execution_options(synchronize_session=False))
+        enrolment.enabled = False
+        enrolment.secret = ""
+        enrolment.revoked_at = ctx.now
+        revoked.append(enrolment.id)
+    return revoked
 
-    Revokes every unused enrolment link and open step-up grant of the account
-    and opens a support request (reason ``tfa_reset_not_me``) acknowledged to
-    the reporting address. An app enrolled meanwhile is left to the support
-    agent (the report itself could come from a compromised mailbox).
+
+def report_not_me(deps: Deps, *, token: str, idempotency_key: str, channel: str = "web") -> Result:
+    """Record a "this was not me" report from a ``tfa_reset`` or ``channel_linked`` notice.
+
+    Revokes every unused enrolment link, open step-up grant and channel link
+    of the account, switches off an app enrolled since the notice (and its
+    recovery codes) and opens a support request (reason ``tfa_reset_not_me``
+    or ``channel_link_not_me``) acknowledged to the reporting address. The
+    report itself could come from a compromised mailbox, so it only ever
+    takes access away; restoring it is the support agent's job.
 
     Args:
         deps: Injected dependencies.
@@ -724,6 +755,8 @@ def report_not_me(deps: Deps, *, token: str, idempotency_key: str, channel: str 
         :class:`NotMeReported`, or :class:`Refused` with ``invalid_token``,
         ``token_used`` or ``token_expired``.
     """
+    from accounts.channel_links import revoke_links_of_account  # channel_links imports this module
+
     token_hash = hash_secret(token)
 
     def body(ctx: OperationContext) -> Result:
@@ -739,31 +772,42 @@ def report_not_me(deps: Deps, *, token: str, idempotency_key: str, channel: str 
         row.used_at = ctx.now
         links = _revoke_enrollment_tokens(ctx, account_id=account.id)
         grants = revoke_open_grants(ctx, account_id=account.id)
-        enrolled_since = ctx.session.execute(
-            sa.select(sa.func.count()).select_from(TfaEnrollmentToken).where(
-                TfaEnrollmentToken.account_id == account.id,
-                TfaEnrollmentToken.used_at.is_not(None),
-                TfaEnrollmentToken.used_at >= row.created_at,
-            )
-        ).scalar_one()
+        unlinked = revoke_links_of_account(ctx, account.id)
+        apps_off = _revoke_apps_enrolled_since(ctx, account.id, row.created_at)
+        if row.event == "channel_linked":
+            reason = LINK_NOT_ME_REASON
+            summary = (f"{row.recipient_email} says a chat linked to this account was not them. Every chat "
+                       "link was removed; someone had the e-mailed code: check the mailbox's security.")
+        else:
+            reason = NOT_ME_REASON
+            summary = (f"{row.recipient_email} says a TFA reset on this account was not them. Pending "
+                       "enrolment links were revoked; check the account and contact the customer.")
         request = open_support_request(
-            ctx, account_id=account.id, channel=channel, reason=NOT_ME_REASON,
-            summary=(f"{row.recipient_email} says a TFA reset on this account was not them. Pending "
-                     "enrolment links were revoked; check the account and contact the customer."),
+            ctx, account_id=account.id, channel=channel, reason=reason, summary=summary,
             context={"event": row.event, "reported_by": row.recipient_email, "notice_sent_at": row.created_at,
                      "enrollment_links_revoked": links, "step_up_grants_ended": grants,
-                     "new_app_enrolled_since": int(enrolled_since)},
+                     "channel_links_revoked": len(unlinked), "apps_switched_off": len(apps_off),
+                     "new_app_enrolled_since": len(apps_off)},
             contact_email=row.recipient_email,
         )
-        ctx.audit(account_id=account.id, action="tfa_reset_reported_not_me",
+        ctx.audit(account_id=account.id, action=f"{row.event}_reported_not_me",
                   details={"report_token_id": row.id, "reported_by": row.recipient_email,
-                           "support_request_id": request.id, "enrollment_links_revoked": links})
+                           "support_request_id": request.id, "enrollment_links_revoked": links,
+                           "channel_link_ids_revoked": unlinked, "enrolment_ids_switched_off": apps_off})
         return NotMeReported(support_request_id=request.id, reference=support_reference(request.id))
 
     return run_operation(
         deps, operation="report_not_me", idempotency_key=idempotency_key, actor=None,
         actor_label="report-token-holder", params={"token_hash": token_hash}, body=body,
     )
+
+
+def report_event(deps: Deps, token: str) -> Optional[str]:
+    """Which notice a "not me" token came with (``tfa_reset``, ``channel_linked``), or None; read-only."""
+    with read_session(deps.session_factory) as session:
+        return session.execute(
+            sa.select(SecurityReportToken.event).where(SecurityReportToken.token_hash == hash_secret(token))
+        ).scalar_one_or_none()
 
 
 def check_report_token(deps: Deps, token: str) -> Optional[Reason]:

@@ -111,4 +111,5 @@ class ActionSwitchToBusiness(SubmitAction):
             vat_id=tracker.get_slot("vat_id"),
             company_address=tracker.get_slot("company_address"),
             idempotency_key=key, channel=customer.channel, require_step_up=True,
+            step_up_conversation=tracker.sender_id,
         )

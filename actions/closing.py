@@ -81,7 +81,7 @@ class ActionCloseAccount(SubmitAction):
 
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(closing.request_closure, customer.actor, idempotency_key=key,
-                                 require_step_up=True)
+                                 require_step_up=True, step_up_conversation=tracker.sender_id)
 
 
 class ActionUndoClosure(SubmitAction):

@@ -116,7 +116,7 @@ class ActionChangeCurrency(SubmitAction):
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(currency.change_currency, customer.actor,
                                  currency=tracker.get_slot("currency"), idempotency_key=key,
-                                 require_step_up=True)
+                                 require_step_up=True, step_up_conversation=tracker.sender_id)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -62,11 +62,14 @@ class ActionCheckInvite(CheckAction):
         return listed if isinstance(listed, Refused) else None
 
 
-class ValidateInviteForm(FormValidationAction):
-    """Collects the new user's email and role."""
+class ValidateInviteForm(StepUpFormValidation):
+    """Collects the new user's email and role; an owner or admin needs a step-up."""
 
     def name(self) -> Text:
         return "validate_invite_form"
+
+    def step_up_needed(self, tracker: Tracker) -> bool:
+        return tracker.get_slot("invite_role") in members.STEP_UP_ROLES
 
     async def validate_invite_email(self, value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -94,10 +97,14 @@ class ActionInviteUser(SubmitAction):
     def name(self) -> Text:
         return "action_invite_user"
 
+    def step_up_needed(self, tracker: Tracker) -> bool:
+        return tracker.get_slot("invite_role") in members.STEP_UP_ROLES
+
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(members.invite_member, customer.actor,
                                  email=tracker.get_slot("invite_email"),
-                                 role=tracker.get_slot("invite_role"), idempotency_key=key)
+                                 role=tracker.get_slot("invite_role"), idempotency_key=key,
+                                 step_up_conversation=tracker.sender_id)
 
 
 class ActionCheckDisable(CheckAction):
@@ -171,4 +178,4 @@ class ActionDisableUser(SubmitAction):
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         return await call_domain(members.disable_member, customer.actor,
                                  email=tracker.get_slot("disable_email"), idempotency_key=key,
-                                 require_step_up=True)
+                                 require_step_up=True, step_up_conversation=tracker.sender_id)

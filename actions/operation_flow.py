@@ -123,13 +123,18 @@ class SubmitAction(Action, abc.ABC):
     #: Sensitive operations need a fresh second factor (actions/step_up.py).
     needs_step_up: bool = False
 
+    def step_up_needed(self, tracker: Tracker) -> bool:
+        """Whether this submission needs the form's step-up verdict (default: ``needs_step_up``)."""
+        return self.needs_step_up
+
     @abc.abstractmethod
     async def perform(self, customer: Customer, tracker: Tracker, key: str) -> Result:
         """Call the account domain; return its result."""
 
     def reset(self) -> List[Dict[Text, Any]]:
         """Clear the form's slots so the next request starts fresh."""
-        slots = [*self.form_slots, CONFIRMED, OPERATION_CHECK, "step_up_code", "step_up_method"]
+        slots = [*self.form_slots, CONFIRMED, OPERATION_CHECK, "step_up_code", "step_up_method",
+                 "step_up_verdict"]
         return [SlotSet(slot, None) for slot in slots]
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -142,7 +147,7 @@ class SubmitAction(Action, abc.ABC):
         if tracker.get_slot(CONFIRMED) is not True:
             dispatcher.utter_message(text="OK, I haven't changed anything.")
             return [*self.reset(), operation_outcome(self.operation, "cancelled")]
-        if self.needs_step_up and tracker.get_slot("step_up_code") != "verified":
+        if self.step_up_needed(tracker) and tracker.get_slot("step_up_verdict") != "verified":
             dispatcher.utter_message(text="I couldn't confirm it's you, so I haven't changed anything.")
             return [*self.reset(), operation_outcome(self.operation, "refused", "step_up_failed")]
         try:

@@ -14,7 +14,7 @@ from accounts.redaction import MASK, is_secret_key, redact_text, redact_tokens, 
 # them. Their values, and the customer messages that filled them, are never
 # stored (see redact_tracker_events).
 SECRET_SLOTS = frozenset({
-    "step_up_code", "email_code", "recovery_code", "link_code", "verification_code",
+    "step_up_code", "email_code", "recovery_code", "link_code", "verification_code", "link_app_code",
 })
 
 

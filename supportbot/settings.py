@@ -21,6 +21,7 @@ environment first.
 | ``PORTAL_TOKEN_SECRET`` | (none; ``make run`` creates a development one in ``var/``) | HMAC secret shared with the portal; portal tokens signed with it identify customers (supportbot/portal_token.py) |
 | ``PORTAL_TOKEN_ISSUER`` | ``portal`` | expected ``iss`` claim of portal tokens |
 | ``ACCOUNTS_DB_URL`` | ``sqlite:///<project root>/var/accounts.db`` | the account store (accounts/README.md lists its other settings) |
+| ``OUTBOX_RETENTION_DAYS`` | ``30`` | days a sent or given-up notification stays in the account store before ``python -m accounts purge-outbox`` (``accounts.dispatch.purge_old_notifications``) deletes it; its codes and links are removed at delivery already |
 | ``MAIL_BACKEND`` | ``file`` | how the mail dispatcher delivers notifications: ``file`` writes ``.eml`` files (development), ``smtp`` sends them (accounts/README.md, "Mail") |
 | ``MAIL_DIR`` | ``<project root>/var/mail`` | folder of the ``file`` backend |
 | ``MAIL_FROM`` | ``Customer Support <no-reply@example.com>`` | From address of notifications; its domain is the Message-ID domain |

@@ -352,15 +352,25 @@ async def not_me_page(request: web.Request) -> web.Response:
     problem = await asyncio.to_thread(tfa_recovery.check_report_token, pages.deps(), token)
     if problem is not None:
         return _problem(problem)
+    event = await asyncio.to_thread(tfa_recovery.report_event, pages.deps(), token)
+    if event == "channel_linked":
+        title, text, button = "Unlink a chat", (
+            "A chat was linked to your account with the code we e-mailed you. If this wasn't you, "
+            "unlink it: we remove every chat linked to your account and our support team contacts "
+            "you."), "This wasn't me: unlink"
+    else:
+        title, text, button = "Report a TFA reset", (
+            "Two-factor authentication on your account was reset after a lost-app request. If you did "
+            "not ask for this, report it: we stop the pending reset and our support team contacts "
+            "you."), "This was not me"
     body = (
         "<h1>Was this not you?</h1>"
-        "<p>Two-factor authentication on your account was reset after a lost-app request. If you did not "
-        "ask for this, report it: we stop the pending reset and our support team contacts you.</p>"
+        f"<p>{_e(text)}</p>"
         f"<form method=\"post\" action=\"{NOT_ME_PATH}\">"
         + _hidden([("token", token), ("form_token", pages.form_token("not-me", token))])
-        + "<button type=\"submit\">This was not me</button></form>"
+        + f"<button type=\"submit\">{_e(button)}</button></form>"
     )
-    return _page("Report a TFA reset", body)
+    return _page(title, body)
 
 
 async def not_me_submit(request: web.Request) -> web.Response:
@@ -383,6 +393,7 @@ async def not_me_submit(request: web.Request) -> web.Response:
     logger.info("TFA reset reported as not me: %s", result.reference)
     return _page("Thank you", (
         "<h1>Thank you, we are on it</h1>"
-        "<p>We stopped the pending reset. Our support team will contact you; your reference is "
+        "<p>We stopped the pending reset and unlinked every chat. Our support team will contact you; "
+        "your reference is "
         f"<strong id=\"reference\">{_e(result.reference)}</strong>.</p>"
         "<p class=\"note\">If you can still sign in, change your password now.</p>"))

@@ -248,6 +248,32 @@ def test_not_me_asks_first_then_reports_once(server):
     assert requests.get(server.url + report, timeout=10).status_code == 410
 
 
+def test_the_channel_linked_mail_unlinks_with_one_confirmed_click(server):
+    """Issue #12: the ``channel_linked`` notice carries "this wasn't me: unlink"."""
+    from accounts import channel_links
+
+    chat = ("slack", f"T1:U{server.key()}")
+    channel_links.request_link(server.deps, channel=chat[0], channel_user_id=chat[1],
+                               email="clean@demo.example", idempotency_key=server.key())
+    with server.deps.session_factory() as s:
+        code = s.execute(sa.select(OutboxNotification.payload).where(
+            OutboxNotification.kind == "verification_code").order_by(OutboxNotification.id.desc())
+        ).scalars().first()["secret_code"]
+    assert channel_links.confirm_link(server.deps, channel=chat[0], channel_user_id=chat[1], code=code,
+                                      idempotency_key=server.key()).ok
+    notice = server.mails("channel_linked")[-1].payload
+    assert notice["channel"] == "slack"
+    unlink = notice["secret_report_link"][len(server.url):]
+
+    ask = requests.get(server.url + unlink, timeout=10)
+    assert ask.status_code == 200 and "This wasn&#x27;t me: unlink" in ask.text
+    assert channel_links.find_linked_actor(server.deps, *chat) is not None  # a GET changed nothing
+    done = requests.post(server.url + "/tfa/not-me", data=_fields(ask.text), timeout=10)
+
+    assert done.status_code == 200 and re.search(r"SR-\d{6}", done.text)
+    assert channel_links.find_linked_actor(server.deps, *chat) is None
+
+
 # --------------------------------------------------------------------------- browser
 
 

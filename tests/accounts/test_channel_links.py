@@ -5,15 +5,21 @@ Every test runs on SQLite and PostgreSQL (the ``world`` fixture).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from datetime import timedelta
 
 import pytest
 
-from accounts import channel_links
+from accounts import channel_links, step_up
 from accounts.deps import Actor
-from accounts.models import Account, ChannelLink, Member, VerificationCode, VerificationFailure
+from accounts.models import (
+    Account, ChannelLink, Member, SecurityReportToken, SourceFailure, VerificationCode, VerificationFailure,
+)
 from accounts.results import Reason
-from tests.accounts.verification_support import assert_no_secret_stored_or_logged, key, last_code, mails
+from tests.accounts.verification_support import (
+    SECRET, assert_no_secret_stored_or_logged, enable_tfa, key, last_code, mails, token_of, totp,
+)
 
 TG = ("telegram", "100200300")
 
@@ -88,7 +94,7 @@ def test_link_codes_are_single_use_and_expire(world):
     assert confirm(world, code).reason == Reason.NO_CODE_PENDING
 
 
-def test_wrong_codes_are_counted_on_the_account_and_delay_after_five(world):
+def test_wrong_codes_are_counted_per_chat_identity_and_delay_after_five(world):
     acc = world.account()
     request(world, "owner@example.com")
     code = last_code(world)
@@ -97,7 +103,9 @@ def test_wrong_codes_are_counted_on_the_account_and_delay_after_five(world):
 
     assert [r.details["attempts_left"] for r in results] == [4, 3, 2, 1, 0]
     assert results[-1].details["retry_after_seconds"] == 30
-    assert world.all(VerificationFailure)[0].account_id == acc
+    assert world.all(VerificationFailure) == []  # never on the account's own counters
+    counter = world.all(SourceFailure, SourceFailure.source == channel_links.failure_source(*TG))[0]
+    assert counter.failures == 5 and TG[1] not in counter.source
     world.clock.advance(seconds=30)
     assert confirm(world, code).reason == Reason.NO_CODE_PENDING  # the code was voided
     request(world, "owner@example.com")  # a new code does not reset the count
@@ -220,3 +228,132 @@ def test_the_idempotency_record_of_a_confirmation_says_nothing_about_the_code(wo
     assert len(confirmations) == 2
     # same operation, channel and chat identity: the codes typed leave no trace in the fingerprint
     assert confirmations[0].request_hash == confirmations[1].request_hash
+
+
+# --------------------------------------------------------------------------- issue #12
+
+
+def app_confirm(world, code, identity=TG):
+    return channel_links.confirm_link_app_code(world.deps, channel=identity[0], channel_user_id=identity[1],
+                                               code=code, idempotency_key=key("app"))
+
+
+def test_a_member_with_tfa_needs_the_app_code_as_well_as_the_emailed_code(world):
+    """Issue #12: a chat linked by the e-mailed code alone acted for a TFA-enabled owner."""
+    acc = world.account()
+    enable_tfa(world, acc)
+    request(world, "owner@example.com")
+    code = last_code(world)
+
+    assert confirm(world, code).reason == Reason.APP_CODE_REQUIRED
+    assert channel_links.find_linked_actor(world.deps, *TG) is None
+    assert confirm(world, code).reason == Reason.APP_CODE_REQUIRED  # no way round the app
+    assert app_confirm(world, wrong(totp(SECRET, world.clock()))).reason == Reason.CODE_INVALID
+    assert world.count(ChannelLink) == 0 and world.all(VerificationFailure) == []
+
+    linked = app_confirm(world, totp(SECRET, world.clock()))
+
+    assert linked.ok
+    assert world.all(ChannelLink)[0].authenticators == "email_code+totp"
+    assert channel_links.find_linked_actor(world.deps, *TG) == Actor(acc, "owner@example.com")
+    assert app_confirm(world, totp(SECRET, world.clock())).reason == Reason.NO_CODE_PENDING
+
+
+def test_the_app_code_step_needs_a_proved_emailed_code_first(world):
+    acc = world.account()
+    enable_tfa(world, acc)
+    request(world, "owner@example.com")
+    assert app_confirm(world, totp(SECRET, world.clock())).reason == Reason.NO_CODE_PENDING
+    assert confirm(world, wrong(last_code(world))).reason == Reason.CODE_INVALID
+    assert app_confirm(world, totp(SECRET, world.clock())).reason == Reason.NO_CODE_PENDING
+    assert world.count(ChannelLink) == 0
+
+
+def test_a_link_made_without_the_app_stops_when_the_member_turns_tfa_on(world):
+    acc = world.account()
+    request(world, "owner@example.com")
+    assert confirm(world, last_code(world)).ok
+    assert channel_links.find_linked_actor(world.deps, *TG) == Actor(acc, "owner@example.com")
+
+    enable_tfa(world, acc)
+
+    assert channel_links.find_linked_actor(world.deps, *TG) is None
+
+
+def test_the_linked_mail_names_the_channel_and_carries_a_one_click_unlink(world):
+    from accounts import tfa_recovery
+
+    acc = world.account()
+    request(world, "owner@example.com")
+    linked = confirm(world, last_code(world))
+    [mail] = mails(world, "channel_linked")
+    assert mail.payload["channel"] == "telegram" and mail.recipient_email == "owner@example.com"
+    link = mail.payload["secret_report_link"]
+    assert link.startswith("https://portal.example.com/tfa/not-me?token=")
+    [report] = world.all(SecurityReportToken)
+    assert (report.event, report.channel_link_id) == ("channel_linked", linked.link_id)
+
+    reported = tfa_recovery.report_not_me(world.deps, token=token_of(link), idempotency_key=key())
+
+    assert reported.ok
+    assert channel_links.find_linked_actor(world.deps, *TG) is None
+    assert world.get(ChannelLink, linked.link_id).revoked_at == world.clock()
+
+
+def test_widget_links_live_hours_not_days(world):
+    world.account()
+    widget = ("socketio", "f3b1c2d4-session")
+    request(world, "owner@example.com", identity=widget)
+    linked = confirm(world, last_code(world), identity=widget)
+    assert linked.expires_at == world.clock() + timedelta(hours=12)
+    world.clock.advance(hours=12)
+    assert channel_links.find_linked_actor(world.deps, *widget) is None
+
+
+def test_a_stranger_guessing_link_codes_never_locks_the_owner_out_of_step_up(world):
+    """Issue #12: six hours of a stranger's guesses refused the owner's own right code for 22 minutes."""
+    acc = world.account()
+    stranger = ("telegram", "666")
+    for _ in range(6 * 60):  # a guess a minute for six hours, with new codes as they run out
+        if world.all(VerificationCode, VerificationCode.channel_user_id == "666", VerificationCode.used_at.is_(None),
+                     VerificationCode.revoked_at.is_(None)) == []:
+            request(world, "owner@example.com", identity=stranger)
+        confirm(world, "000001", identity=stranger)
+        world.clock.advance(minutes=1)
+
+    assert step_up.start_step_up(world.deps, world.actor(acc), "close_account", idempotency_key=key()).ok
+    granted = step_up.verify_step_up(world.deps, world.actor(acc), "close_account",
+                                     last_code(world, "step_up"), idempotency_key=key())
+    assert granted.ok, granted
+    assert world.all(VerificationFailure) == []
+
+
+def test_wrong_link_codes_from_all_chats_together_are_capped(world):
+    world.settings = dataclasses.replace(world.settings, link_failure_global_cap=4, link_failure_window_minutes=60)
+    world.deps = world.with_deps(settings=world.settings)
+    chats = [("telegram", str(n)) for n in range(5)]
+    for n, chat in enumerate(chats):
+        world.account(f"owner{n}@example.com")
+        request(world, f"owner{n}@example.com", identity=chat)
+    assert [confirm(world, "000001", identity=chat).reason for chat in chats[:4]] == [Reason.CODE_INVALID] * 4
+
+    capped = confirm(world, "000001", identity=chats[4])
+
+    assert capped.reason == Reason.TOO_MANY_ATTEMPTS
+    assert capped.details["retry_after_seconds"] == 60 * 60
+    world.clock.advance(minutes=60)
+    request(world, "owner4@example.com", identity=chats[4])
+    assert confirm(world, "000001", identity=chats[4]).reason == Reason.CODE_INVALID
+
+
+def test_parallel_wrong_codes_from_many_chats_are_all_counted(world):
+    chats = [("telegram", f"77{n}") for n in range(8)]
+    for n, chat in enumerate(chats):
+        world.account(f"owner{n}@example.com")
+        request(world, f"owner{n}@example.com", identity=chat)
+
+    results = world.run_threads(len(chats), lambda i: confirm(world, "000001", identity=chats[i]))
+
+    assert {r.reason for r in results} == {Reason.CODE_INVALID}
+    [overall] = world.all(SourceFailure, SourceFailure.source == "channel_link:*")
+    assert overall.failures == len(chats)

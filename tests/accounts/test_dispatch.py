@@ -24,6 +24,7 @@ from accounts import password_reset
 from accounts.__main__ import main
 from accounts.db import write_session
 from accounts.dispatch import (
+    purge_old_notifications,
     DispatchReport,
     RetryPolicy,
     dispatch_pending,
@@ -361,3 +362,61 @@ def test_cli_dispatch_loop_stops_cleanly_on_sigterm(tmp_path):
     assert process.returncode == 0, output
     assert "dispatcher stopped" in output and "Traceback" not in output
 
+
+
+# --------------------------------------------------------------------------- no secret at rest (issue #12)
+
+
+def test_secrets_leave_the_database_with_the_delivery(world: World, smtp: SmtpTestServer):
+    """Issue #12: the mailed step-up code and links stayed readable in the outbox after delivery."""
+    secret = {"secret_code": CODE, "secret_link": LINK, "purpose": "step_up", "expires_in_minutes": 10}
+    delivered = notify(world, "verification_code", "owner@example.com", dict(secret))
+    retried = notify(world, "verification_code", "later@example.com", dict(secret))
+    rejected = notify(world, "verification_code", "gone@example.com", dict(secret))
+    smtp.rcpt_replies.extend([None, "451 4.3.0 try later", "550 5.1.1 No such user"])
+
+    report = dispatch_pending(world.deps, mailer_for(smtp.port))
+
+    assert report == DispatchReport(sent=(delivered,), retrying=(retried,), failed=(rejected,))
+    assert CODE in smtp.wait_for(1)[0].message.get_content()  # the customer got it...
+    for ident in (delivered, rejected):  # ...and the database forgot it in the same transaction
+        assert row(world, ident).payload == {"purpose": "step_up", "expires_in_minutes": 10}
+    assert row(world, retried).payload == secret  # still to be sent
+    dump = world.dump()
+    assert dump.count(CODE) == 1 and dump.count(LINK) == 1  # only the row still retrying
+
+
+def test_old_sent_and_given_up_rows_are_purged_pending_ones_kept(world: World, smtp: SmtpTestServer):
+    sent = notify(world)
+    rejected = notify(world, recipient="gone@example.com")
+    smtp.rcpt_replies.extend([None, "550 5.1.1 No such user"])
+    dispatch_pending(world.deps, mailer_for(smtp.port))
+    world.clock.advance(days=1)
+    pending = notify(world)  # never sent (say the server is down for a month)
+
+    world.clock.advance(days=29)
+    assert purge_old_notifications(world.deps) == 0  # exactly 30 days: kept
+    world.clock.advance(seconds=1)
+    assert purge_old_notifications(world.deps) == 2
+    assert [r.id for r in world.outbox()] == [pending]
+    assert row(world, sent) is None and row(world, rejected) is None
+    assert purge_old_notifications(world.deps, retention_days=1) == 0
+
+
+def test_cli_purge_outbox_uses_the_retention_setting(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert main(["--url", url, "migrate"]) == 0
+    from datetime import datetime, timezone
+
+    from accounts.db import make_session_factory
+
+    factory = make_session_factory(url)
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    with write_session(factory) as session:
+        session.add(OutboxNotification(recipient_email="a@example.com", kind="closure_undone", payload={},
+                                       created_at=old, sent_at=old))
+    monkeypatch.setenv("OUTBOX_RETENTION_DAYS", "30")
+    capsys.readouterr()
+    assert main(["--url", url, "purge-outbox"]) == 0
+    assert "purged 1 notification(s)" in capsys.readouterr().out
+    factory.kw["bind"].dispose()

@@ -60,6 +60,9 @@ PAYLOADS: Dict[str, Dict[str, Any]] = {
                   "secret_report_link": LINK},
     "tfa_enrollment_link": {"secret_link": LINK, "expires_in_minutes": 60, "expires_at": "2024-06-03T10:00:00+00:00"},
     "tfa_enabled": {"enabled_at": "2024-06-03T09:00:00+00:00", "member_email": "owner@example.com"},
+    "channel_linked": {"channel": "telegram", "member_email": "owner@example.com",
+                       "linked_at": "2024-06-03T09:00:00+00:00", "expires_at": "2024-09-01T09:00:00+00:00",
+                       "with_app": False, "secret_report_link": LINK},
 }
 
 #: What the subject (lower case) must mention, and what the body must contain.
@@ -79,6 +82,7 @@ EXPECTED: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "tfa_reset": ("two-factor", (LINK, "owner@example.com", "3 June 2024", "not you")),
     "tfa_enrollment_link": ("two-factor", (LINK, "60 minutes")),
     "tfa_enabled": ("two-factor", ("authenticator", "owner@example.com")),
+    "channel_linked": ("telegram", (LINK, "owner@example.com", "3 June 2024", "wasn't you", "unlink")),
 }
 
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from accounts import members
-from accounts.models import Account, Invitation
+from accounts import members, step_up
+from accounts.models import Account, Invitation, StepUpGrant
 from accounts.results import InvitationAccepted, MemberDisabled, MemberInvited, Reason
 from accounts.security import hash_secret
+from tests.accounts.verification_support import SECRET, enable_tfa, key, last_code, totp
 
 TEAM = [
     ("admin@example.com", "admin", "active"),
@@ -20,10 +21,24 @@ TEAM = [
 ]
 
 
-def invite(world, acc, email="new@example.com", role="member", key="inv", actor="owner@example.com", deps=None):
+def invite(world, acc, email="new@example.com", role="member", key="inv", actor="owner@example.com", deps=None,
+           conversation=None):
     return members.invite_member(
-        deps or world.deps, world.actor(acc, actor), email=email, role=role, idempotency_key=key
+        deps or world.deps, world.actor(acc, actor), email=email, role=role, idempotency_key=key,
+        step_up_conversation=conversation,
     )
+
+
+def step_up_for_invite(world, acc, email, role, actor="owner@example.com", conversation=None, code=None):
+    """Prove an e-mailed step-up code for inviting ``email`` as ``role`` (member without TFA)."""
+    if code is None:
+        assert step_up.start_step_up(world.deps, world.actor(acc, actor), "invite_member",
+                                     idempotency_key=key("start")).ok
+        code = last_code(world, "step_up")
+    granted = step_up.verify_step_up(world.deps, world.actor(acc, actor), "invite_member", code,
+                                     idempotency_key=key("verify"), conversation_id=conversation,
+                                     params={"email": email, "role": role})
+    assert granted.ok, granted
 
 
 # --------------------------------------------------------------------------- invite
@@ -31,6 +46,8 @@ def invite(world, acc, email="new@example.com", role="member", key="inv", actor=
 
 def test_invite_creates_invited_member_and_hashed_single_use_invitation(world):
     acc = world.account()
+    step_up_for_invite(world, acc, "new@example.com", "admin")
+    before_audits, before_mails = len(world.audits()), len(world.outbox())
 
     result = invite(world, acc, email=" New@Example.com ", role="admin")
 
@@ -44,9 +61,10 @@ def test_invite_creates_invited_member_and_hashed_single_use_invitation(world):
     assert (member.status, member.role, member.invited_at) == ("invited", "admin", world.clock())
     [invitation] = world.all(Invitation)
     assert invitation.token_hash == hash_secret(token) and invitation.id == result.invitation_id
-    [audit] = world.audits()
+    consumed, audit = world.audits()[before_audits:]
+    assert (consumed.action, audit.action) == ("step_up_consumed", "invite_member")
     assert audit.details["email"] == "new@example.com"
-    [note] = world.outbox()
+    [note] = world.outbox()[before_mails:]
     assert (note.kind, note.recipient_email) == ("member_invitation", "new@example.com")
     assert note.payload["secret_link"] == f"https://portal.example.com/invitations/accept?token={token}"
     # the raw token exists only in the outbox's secret_link
@@ -76,6 +94,7 @@ def test_permissions(world, actor, role):
 
 def test_admin_may_invite_admins_and_members(world):
     acc = world.account(members=TEAM)
+    step_up_for_invite(world, acc, "a@example.com", "admin", actor="admin@example.com")
     assert invite(world, acc, "a@example.com", "admin", "k1", actor="admin@example.com").ok
     assert invite(world, acc, "b@example.com", "member", "k2", actor="admin@example.com").ok
 
@@ -97,6 +116,7 @@ def test_expired_invitation_or_disabled_member_can_be_invited_again(world):
     first = invite(world, acc, key="k1")
     world.clock.advance(days=7)
 
+    step_up_for_invite(world, acc, "new@example.com", "admin")
     again = invite(world, acc, key="k2", role="admin")
     back = invite(world, acc, email="gone@example.com", key="k3")
 
@@ -137,11 +157,67 @@ def test_invite_all_or_nothing(world):
     world.assert_nothing_written(before)
 
 
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_inviting_an_owner_or_admin_needs_a_step_up_for_that_address_and_role(world, role):
+    """Issue #12: the TFA owner invited intruder@evil.example as owner with a portal token alone."""
+    acc = world.account()
+    enable_tfa(world, acc)
+    before = world.snapshot()
+
+    world.assert_refused(before, invite(world, acc, "intruder@evil.example", role, key="k1"), "step_up_required")
+
+    # a grant for another address, another role, or another conversation does not do
+    for params, conversation in (({"email": "someone@example.com", "role": role}, "chat-1"),
+                                 ({"email": "intruder@evil.example", "role": "member"}, "chat-1"),
+                                 ({"email": "intruder@evil.example", "role": role}, "chat-2")):
+        world.clock.advance(seconds=30)
+        assert step_up.verify_step_up(world.deps, world.actor(acc), "invite_member", totp(SECRET, world.clock()),
+                                      idempotency_key=key(), conversation_id=conversation, params=params).ok
+        refused = invite(world, acc, "intruder@evil.example", role, key=key(), conversation="chat-1")
+        assert refused.reason == Reason.STEP_UP_REQUIRED
+    assert world.member(acc, "owner@example.com").role == "owner"
+    assert [r.email for r in world.all(Invitation)] == []
+
+    world.clock.advance(seconds=30)
+    assert step_up.verify_step_up(world.deps, world.actor(acc), "invite_member", totp(SECRET, world.clock()),
+                                  idempotency_key=key(), conversation_id="chat-1",
+                                  params={"email": "Intruder@Evil.example ", "role": role.upper()}).ok
+    invited = invite(world, acc, "intruder@evil.example", role, key="k2", conversation="chat-1")
+    assert invited.ok and invited.role == role
+    assert [g.consumed_at for g in world.all(StepUpGrant)][-1] == world.clock()
+    assert invite(world, acc, "second@evil.example", role, key="k3",
+                  conversation="chat-1").reason == Reason.STEP_UP_REQUIRED  # used up
+
+
+def test_inviting_a_plain_member_needs_no_step_up(world):
+    acc = world.account()
+    assert invite(world, acc, "helper@example.com", "member").ok
+    assert world.count(StepUpGrant) == 0
+
+
+def test_invitations_are_limited_per_account_and_day(world):
+    world.settings = dataclasses.replace(world.settings, invitations_per_day=3)
+    deps = world.with_deps(settings=world.settings)
+    acc = world.account()
+    for i in range(3):
+        assert invite(world, acc, f"p{i}@example.com", key=f"k{i}", deps=deps).ok
+        world.clock.advance(hours=1)
+    before = world.snapshot()
+
+    refused = invite(world, acc, "p3@example.com", key="k3", deps=deps)
+
+    world.assert_refused(before, refused, "rate_limited")
+    assert refused.details["retry_after_seconds"] == 21 * 3600  # the first one leaves the window
+    world.clock.advance(hours=21)
+    assert invite(world, acc, "p3@example.com", key="k4", deps=deps).ok
+
+
 # --------------------------------------------------------------------------- accept
 
 
 def test_accept_makes_active_member_once(world):
     acc = world.account()
+    step_up_for_invite(world, acc, "new@example.com", "admin")
     token = invite(world, acc, role="admin").token
     world.clock.advance(days=6, hours=23)
 

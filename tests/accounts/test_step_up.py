@@ -30,8 +30,9 @@ from tests.accounts.verification_support import (
 OP = "close_account"
 
 
-def verify(world, acc, code, operation=OP, email="owner@example.com"):
-    return step_up.verify_step_up(world.deps, world.actor(acc, email), operation, code, idempotency_key=key("v"))
+def verify(world, acc, code, operation=OP, email="owner@example.com", conversation=None, params=None):
+    return step_up.verify_step_up(world.deps, world.actor(acc, email), operation, code, idempotency_key=key("v"),
+                                  conversation_id=conversation, params=params)
 
 
 # --------------------------------------------------------------------------- TOTP
@@ -291,11 +292,13 @@ def test_the_sensitive_operations_require_and_use_up_a_grant(world):
         "close_account": lambda: closing.request_closure(world.deps, actor, idempotency_key=key(),
                                                          require_step_up=True),
     }
+    bound = {"change_currency": {"currency": "usd"}, "disable_member": {"email": "member@example.com"},
+             "switch_to_business": {"company_name": "ACME GmbH", "vat_id": "DE123456789"}, "close_account": None}
     for operation, call in calls.items():
         before = world.snapshot()
         world.assert_refused(before, call(), "step_up_required")
         world.clock.advance(seconds=30)
-        assert verify(world, acc, totp(SECRET, world.clock()), operation=operation).ok
+        assert verify(world, acc, totp(SECRET, world.clock()), operation=operation, params=bound[operation]).ok
         assert call().ok, operation
         assert not step_up.has_step_up(world.deps, actor, operation)
     assert world.get(Account, acc).status == "closing"
@@ -355,3 +358,40 @@ def test_the_idempotency_record_of_a_verification_says_nothing_about_the_code(wo
     verifications = [r for r in world.idempotency_records() if r.operation == "verify_step_up"]
     assert len(verifications) == 2
     assert verifications[0].request_hash == verifications[1].request_hash
+
+
+# --------------------------------------------------------------------------- binding (issue #12, item 2)
+
+
+def test_a_grant_is_bound_to_its_conversation_and_parameters(world):
+    acc = world.account()
+    enable_tfa(world, acc)
+    actor = world.actor(acc)
+    assert verify(world, acc, totp(SECRET, world.clock()), operation="change_currency",
+                  conversation="chat-a", params={"currency": "USD"}).ok
+
+    def change(code, conversation):
+        return currency.change_currency(world.deps, actor, currency=code, idempotency_key=key(),
+                                        require_step_up=True, step_up_conversation=conversation)
+
+    assert change("GBP", "chat-a").reason == Reason.STEP_UP_REQUIRED  # another currency
+    assert change("USD", "chat-b").reason == Reason.STEP_UP_REQUIRED  # another conversation
+    assert change("USD", None).reason == Reason.STEP_UP_REQUIRED  # no conversation
+    assert change(" usd ", "chat-a").ok
+    assert world.get(Account, acc).currency == "USD"
+
+
+def test_a_new_grant_ends_the_members_older_open_grants(world):
+    acc = world.account()
+    enable_tfa(world, acc)
+    assert verify(world, acc, totp(SECRET, world.clock()), operation="close_account", conversation="c1").ok
+    world.clock.advance(seconds=30)
+    assert verify(world, acc, totp(SECRET, world.clock()), operation="change_currency", conversation="c1",
+                  params={"currency": "USD"}).ok
+
+    older, newer = world.all(StepUpGrant)
+    assert older.expires_at == world.clock() and newer.expires_at > world.clock()
+    assert not step_up.has_step_up(world.deps, world.actor(acc), "close_account")
+    assert step_up.has_step_up(world.deps, world.actor(acc), "change_currency")
+    granted = [a for a in world.audits(action="step_up_granted")]
+    assert [a.details["older_grants_ended"] for a in granted] == [0, 1]

@@ -82,3 +82,42 @@ def test_all_or_nothing(world):
     with pytest.raises(Exception):
         create(world, account_id=acc, deps=world.broken_deps())
     world.assert_nothing_written(before)
+
+
+# --------------------------------------------------------------------------- rate limits (issue #12, item 10)
+
+
+def anonymous(world, n, conversation="visitor-1", contact=None, deps=None):
+    return sr.create_support_request(
+        deps or world.deps, account_id=None, channel="socketio", reason="human_handoff", summary="help pls",
+        idempotency_key=f"anon-{n}", context={"conversation": conversation}, contact_email=contact)
+
+
+def test_anonymous_requests_are_limited_per_conversation_and_address(world):
+    for n in range(3):
+        assert anonymous(world, n).ok
+        world.clock.advance(minutes=10)
+    before = world.snapshot()
+
+    again = anonymous(world, 3)
+
+    world.assert_refused(before, again, "rate_limited")
+    assert again.details["retry_after_seconds"] == 30 * 60  # the first leaves the hour
+    assert anonymous(world, 4, conversation="visitor-2").ok  # another visitor is not held up
+    for n in range(5, 8):
+        anonymous(world, n, conversation=f"v-{n}", contact="same@example.com")
+    assert anonymous(world, 8, conversation="v-8", contact="Same@Example.com").reason == Reason.RATE_LIMITED
+    world.clock.advance(minutes=30)
+    assert anonymous(world, 9).ok
+
+
+def test_anonymous_requests_from_everybody_are_capped_per_hour_but_customers_never(world):
+    import dataclasses
+
+    deps = world.with_deps(settings=dataclasses.replace(world.settings, support_requests_anonymous_per_hour=2))
+    acc = world.account()
+    assert anonymous(world, 1, "a", deps=deps).ok and anonymous(world, 2, "b", deps=deps).ok
+    assert anonymous(world, 3, "c", deps=deps).reason == Reason.RATE_LIMITED
+    for n in range(5):  # a verified customer is not counted or limited here
+        assert sr.create_support_request(deps, account_id=acc, channel="chat", reason="x", summary="y",
+                                         idempotency_key=f"cust-{n}").ok

@@ -303,6 +303,41 @@ def test_not_me_revokes_pending_links_and_opens_a_support_request_once(world):
     assert world.audits(action="tfa_reset_reported_not_me")
 
 
+def test_not_me_also_unlinks_every_chat_and_switches_off_an_app_enrolled_since(world):
+    """Issue #12 item 15: an attacker's new app and linked chats survived a "this was not me"."""
+    from accounts import channel_links
+    from accounts.models import ChannelLink
+
+    acc = world.account()
+    enrolment_id = enable_tfa(world, acc)
+    token = recovered(world, acc)
+    report = token_of(mails(world, "tfa_reset")[-1].payload["secret_report_link"])
+    page = tfa_recovery.begin_enrollment(world.deps, token=token, idempotency_key=key())
+    world.clock.advance(seconds=40)
+    assert tfa_recovery.complete_enrollment(world.deps, token=token, code=totp(page.secret, world.clock()),
+                                            idempotency_key=key()).ok
+    chat = ("telegram", "4242")
+    channel_links.request_link(world.deps, channel=chat[0], channel_user_id=chat[1], email="owner@example.com",
+                               idempotency_key=key())
+    assert channel_links.confirm_link(world.deps, channel=chat[0], channel_user_id=chat[1],
+                                      code=last_code(world, "channel_link"),
+                                      idempotency_key=key()).reason == Reason.APP_CODE_REQUIRED
+    world.clock.advance(seconds=30)
+    assert channel_links.confirm_link_app_code(world.deps, channel=chat[0], channel_user_id=chat[1],
+                                               code=totp(page.secret, world.clock()), idempotency_key=key()).ok
+
+    reported = tfa_recovery.report_not_me(world.deps, token=report, idempotency_key=key())
+
+    assert reported.ok
+    assert channel_links.find_linked_actor(world.deps, *chat) is None
+    assert [link.revoked_at for link in world.all(ChannelLink)] == [world.clock()]
+    enrolment = world.get(TfaEnrolment, enrolment_id)
+    assert (enrolment.enabled, enrolment.secret, enrolment.revoked_at) == (False, "", world.clock())
+    assert world.all(TfaRecoveryCode, TfaRecoveryCode.enrolment_id == enrolment_id) == []
+    request = world.get(SupportRequest, reported.support_request_id)
+    assert (request.context["channel_links_revoked"], request.context["apps_switched_off"]) == (1, 1)
+
+
 # --------------------------------------------------------------------------- secrets and the demo
 
 

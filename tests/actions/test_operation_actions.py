@@ -35,7 +35,7 @@ def store(tmp_path, monkeypatch) -> Store:
 
 
 def tracker(account_id: Optional[int], email: str = "", slots: Optional[Dict[str, Any]] = None,
-            intent: str = "close_account") -> Tracker:
+            intent: str = "close_account", form: Optional[str] = None) -> Tracker:
     metadata = {} if account_id is None else {"verified_identity": {
         "account_id": str(account_id), "email": email, "source": "portal_token",
         "expires_at": EXPIRES, "channel": "rest"}}
@@ -43,9 +43,10 @@ def tracker(account_id: Optional[int], email: str = "", slots: Optional[Dict[str
     user = UserUttered("...", parse_data=parse, input_channel="rest")
     user.update(metadata=metadata, message_id="m1")  # as Rasa stores a message from our channels
     events = [SessionStarted(), user]
+    loop = {"name": form} if form else {}
     sign_action_call({"tracker": {"sender_id": "conversation-1", "events": events}},
                      TEST_ACTION_CLAIMS_KEY.encode())  # as Rasa sends it to the action server
-    return Tracker("conversation-1", slots or {}, parse, events, False, None, {}, "action_listen")
+    return Tracker("conversation-1", slots or {}, parse, events, False, None, loop, "action_listen")
 
 
 def run(action, tracker_: Tracker) -> tuple:
@@ -102,13 +103,54 @@ def test_no_closure_without_a_verified_step_up(store):
 
 
 def test_a_typed_verified_slot_does_not_replace_the_grant(store):
-    # a customer could set the slot with /intent{...}; the domain still wants its grant
+    # whatever fills the customer's slot (typing, /intent{...}) is not a verdict
     account_id, email = store.create_customer()
     slots = {"confirmed": True, "step_up_code": "verified", "currency": "USD"}
     events, text = run(ActionChangeCurrency(), tracker(account_id, email, slots, "change_currency"))
-    assert slot(events, "last_operation")["reason"] == "step_up_required"
+    assert slot(events, "last_operation")["reason"] == "step_up_failed"
+    assert "couldn't confirm it's you" in text
     assert store.account(account_id).currency == "EUR"
-    assert store.audit_actions(account_id)[-1][1] == "refused"
+
+
+def validate_code(value: str, account_id: int, email: str, slots: Dict[str, Any]) -> tuple:
+    from actions.currency import ValidateCurrencyForm
+
+    dispatcher = CollectingDispatcher()
+    result = asyncio.run(ValidateCurrencyForm().validate_step_up_code(
+        value, dispatcher, tracker(account_id, email, slots, "change_currency", form="currency_form"), {}))
+    return result, " ".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+def test_typing_verified_at_the_step_up_prompt_is_a_wrong_code(store):
+    """Issue #12: "verified" was passed through as a verdict and the customer read "I can't ..."."""
+    from accounts import step_up
+    from accounts.deps import Actor
+    from actions.account_store import account_deps
+
+    account_id, email = store.create_customer()
+    step_up.start_step_up(account_deps(), Actor(account_id, email), "change_currency", idempotency_key="s1")
+    slots = {"confirmed": True, "currency": "USD", "step_up_method": "email_code"}
+    result, text = validate_code("verified", account_id, email, slots)
+    assert result == {"step_up_code": None}
+    assert "That code isn't right" in text
+    assert ("verify_step_up", "refused") in store.audit_actions(account_id)
+
+
+def test_the_right_code_sets_a_verdict_bound_to_this_conversation_and_currency(store):
+    from accounts import step_up
+    from accounts.deps import Actor
+    from accounts.models import StepUpGrant
+    from actions.account_store import account_deps
+
+    account_id, email = store.create_customer()
+    step_up.start_step_up(account_deps(), Actor(account_id, email), "change_currency", idempotency_key="s1")
+    slots = {"confirmed": True, "currency": "USD", "step_up_method": "email_code"}
+    result, _ = validate_code(store.latest_code(email), account_id, email, slots)
+    assert result == {"step_up_code": None, "step_up_verdict": "verified"}
+    with store.factory() as session:
+        grant = session.query(StepUpGrant).one()
+    assert grant.conversation_id == "conversation-1"
+    assert grant.params_sha256 == step_up.params_digest({"currency": "USD"})
 
 
 def test_a_confirmed_change_after_the_step_up_happens_once(store):
@@ -120,8 +162,8 @@ def test_a_confirmed_change_after_the_step_up_happens_once(store):
     actor = Actor(account_id=account_id, member_email=email)
     step_up.start_step_up(account_deps(), actor, "change_currency", idempotency_key="s1")
     step_up.verify_step_up(account_deps(), actor, "change_currency", store.latest_code(email),
-                           idempotency_key="s2")
-    slots = {"confirmed": True, "step_up_code": "verified", "currency": "USD"}
+                           idempotency_key="s2", conversation_id="conversation-1", params={"currency": "USD"})
+    slots = {"confirmed": True, "step_up_verdict": "verified", "currency": "USD"}
     for _ in range(2):  # the same confirming message delivered twice
         run(ActionChangeCurrency(), tracker(account_id, email, slots, "change_currency"))
     assert store.account(account_id).currency == "USD"

@@ -202,17 +202,15 @@ def demo_account_id(accounts_db_url: str, email: str) -> int:
         engine.dispose()
 
 
-def emailed_code(accounts_db_url: str, email: str) -> str:
-    """The newest one-time code e-mailed to ``email`` (read from the outbox, as a mailbox would)."""
-    engine = sa.create_engine(accounts_db_url, future=True)
+def emailed_code(assistant: RunningAssistant, email: str) -> str:
+    """The newest one-time code e-mailed to ``email`` (the outbox row, or the delivered ``.eml`` file)."""
+    from tests.operations.conftest import Store
+
+    store = Store(assistant.accounts_db_url, mail_dir=Path(assistant.log_path).parent / "mail")
     try:
-        with engine.connect() as conn:
-            payload = conn.execute(sa.text(
-                "SELECT payload FROM outbox_notifications WHERE recipient_email = :e "
-                "AND kind = 'verification_code' ORDER BY id DESC LIMIT 1"), {"e": email}).scalar_one()
+        return store.latest_code(email)
     finally:
-        engine.dispose()
-    return (json.loads(payload) if isinstance(payload, str) else payload)["secret_code"]
+        store.factory.kw["bind"].dispose()
 
 
 def create_lead(db_url: str, email: str, password: str) -> subprocess.CompletedProcess:
@@ -243,7 +241,7 @@ def chat(console: ConsoleUnderTest) -> None:
         texts: List[str] = []
         for message in messages:
             if message == EMAILED_CODE:
-                message = emailed_code(console.assistant.accounts_db_url, VERIFIED[name])
+                message = emailed_code(console.assistant, VERIFIED[name])
             console.sent.setdefault(name, []).append(message)
             texts.extend(r.get("text", "") for r in console.assistant.say(sender, message, token=token))
         console.replies[name] = texts

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email as email_lib
 import os
+import re
 import uuid
+from email import policy as email_policy
+from pathlib import Path
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Dict, Iterator, List, Optional
@@ -55,8 +59,9 @@ class Customer:
 class Store:
     """Direct access to the assistant's account store, to set up and check state."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, mail_dir: Optional[Path] = None) -> None:
         self.factory = make_session_factory(url)
+        self.mail_dir = mail_dir
 
     def account(self, account_id: int) -> Account:
         with self.factory() as session:
@@ -75,15 +80,28 @@ class Store:
                                         .where(OutboxNotification.account_id == account_id)
                                         .order_by(OutboxNotification.id)).scalars())
 
-    def latest_code(self, email: str) -> str:
-        """The newest one-time code e-mailed to ``email`` (read from the outbox, as a mailbox would)."""
+    def latest_secret(self, email: str, kind: str, key: str, pattern: str) -> str:
+        """The ``secret_*`` value ``key`` of the newest ``kind`` mail to ``email``.
+
+        Read from the outbox row while it waits, or, once the assistant's
+        dispatcher delivered it (and removed the secret from the row), from the
+        ``.eml`` file it wrote, as a mailbox would (``pattern``: its regex there).
+        """
         with self.factory() as session:
-            payload = session.execute(
-                sa.select(OutboxNotification.payload)
-                .where(OutboxNotification.recipient_email == email,
-                       OutboxNotification.kind == "verification_code")
-                .order_by(OutboxNotification.id.desc()).limit(1)).scalar_one()
-        return payload["secret_code"]
+            ident, payload = session.execute(
+                sa.select(OutboxNotification.id, OutboxNotification.payload)
+                .where(OutboxNotification.recipient_email == email, OutboxNotification.kind == kind)
+                .order_by(OutboxNotification.id.desc()).limit(1)).one()
+        if key in payload:
+            return payload[key]
+        assert self.mail_dir is not None, "the mail was delivered: the store needs the mail folder"
+        [path] = Path(self.mail_dir).glob(f"outbox-{ident}@*.eml")
+        body = email_lib.message_from_bytes(path.read_bytes(), policy=email_policy.default).get_content()
+        return re.search(pattern, body, re.MULTILINE).group(1)
+
+    def latest_code(self, email: str) -> str:
+        """The newest one-time code e-mailed to ``email``."""
+        return self.latest_secret(email, "verification_code", "secret_code", r"^\s+(\d{6})$")
 
     def enable_tfa(self, account_id: int, email: str) -> str:
         """Turn TFA on for a member; return the authenticator secret."""
@@ -172,7 +190,7 @@ def assistant(request, model_path, tmp_path_factory) -> Iterator[RunningAssistan
 
 @pytest.fixture(scope="module")
 def store(assistant: RunningAssistant) -> Store:
-    return Store(assistant.accounts_db_url)
+    return Store(assistant.accounts_db_url, mail_dir=Path(assistant.log_path).parent / "mail")
 
 
 @pytest.fixture

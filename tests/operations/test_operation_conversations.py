@@ -99,9 +99,10 @@ def test_inviting_a_colleague_as_admin(new_customer, store: Store):
     assert "doesn't look like an email" in customer.says("bob at example")
     assert "Which role" in customer.says("bob@example.com")
     assert "Invite bob@example.com as an admin?" in customer.says("admin please")
-    assert "invited bob@example.com" in customer.says("yes")
+    assert "emailed a 6-digit code" in customer.says("yes")  # an admin needs a step-up
+    assert "invited bob@example.com" in customer.steps_up(store)
     assert store.members(customer.account_id)["bob@example.com"] == ("admin", "invited")
-    assert store.notifications(customer.account_id) == ["member_invitation"]
+    assert store.notifications(customer.account_id) == ["verification_code", "member_invitation"]
 
 
 def test_disabling_a_user_picked_from_the_list(new_customer, store: Store):

@@ -1,9 +1,12 @@
-"""Every secret used in a conversation stays out of the tracker store and the logs.
+"""Every secret used in a conversation stays out of the tracker store, the logs and, once mailed, the account store.
 
 Runs the identity flows over the REST channel (step-up with an emailed code,
 step-up with the authenticator app, lost-TFA recovery with a recovery code and
-an emailed code), then scans the tracker database and the assistant's log
-output for every code and token it used.
+an emailed code), lets the mail dispatcher deliver everything, then scans the
+tracker database, the assistant's log output and the whole account database
+for every code and token it used. The scan matches whole tokens only: a
+6-digit code inside a SHA-256 hex digest or after a timestamp's decimal point
+is not a leak.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from accounts.demo import DEMO_RECOVERY_CODES, DEMO_TOTP_SECRET
-from accounts.models import Account, OutboxNotification, TfaEnrolment, TfaPendingProof
+from accounts.deps import Deps
+from accounts.dispatch import dispatch_pending
+from accounts.mail import FileMailer
+from accounts.models import Account, OutboxNotification, TfaEnrolment, TfaPendingProof, metadata
 from tests.conftest import RunningAssistant
 from tests.operations.conftest import Customer, Store
 from tests.secret_scan import contains_secret
@@ -31,6 +37,13 @@ def tracker_dump(assistant: RunningAssistant) -> str:
     with sqlite3.connect(path) as db:
         tables = [row[0] for row in db.execute("select name from sqlite_master where type='table'")]
         return "\n".join(str(row) for table in tables for row in db.execute(f'select * from "{table}"'))
+
+
+def account_store_dump(store: Store) -> str:
+    """Every row of every table of the account database, as text."""
+    with store.factory() as session:
+        return "\n".join(str(tuple(row)) for table in metadata.sorted_tables
+                         for row in session.execute(sa.select(table)))
 
 
 def test_codes_and_tokens_never_reach_the_tracker_store_or_logs(
@@ -73,15 +86,27 @@ def test_codes_and_tokens_never_reach_the_tracker_store_or_logs(
     email_code = store.latest_code("tfa@demo.example")
     used.append(email_code)
     assert "old authenticator app no longer works" in demo.says(email_code)
+    link = store.latest_secret("tfa@demo.example", "tfa_enrollment_link", "secret_link",
+                               r"^(https?://\S+/tfa/enroll\?token=\S+)$")
     with store.factory() as session:
-        link = session.execute(
-            sa.select(OutboxNotification.payload)
-            .where(OutboxNotification.kind == "tfa_enrollment_link")
-            .order_by(OutboxNotification.id.desc()).limit(1)).scalar_one()["secret_link"]
         old_secret_active = session.execute(sa.select(TfaEnrolment.id).where(
             TfaEnrolment.secret == DEMO_TOTP_SECRET, TfaEnrolment.enabled.is_(True))).first()
     assert old_secret_active is None  # the old authenticator is revoked at once
     used.append(link.split("token=")[1])
+    report = store.latest_secret("tfa@demo.example", "tfa_reset", "secret_report_link",
+                                 r"^(https?://\S+/tfa/not-me\?token=\S+)$")
+    used.append(report.split("token=")[1])
+
+    # deliver everything still waiting (the assistant's own dispatcher may have sent most already)
+    mailer = FileMailer(folder=Path(assistant.log_path).parent / "mail")
+    while dispatch_pending(Deps(session_factory=store.factory), mailer).handled:
+        pass
+    with store.factory() as session:
+        waiting = session.execute(sa.select(sa.func.count()).select_from(OutboxNotification).where(
+            OutboxNotification.sent_at.is_(None), OutboxNotification.failed_at.is_(None))).scalar_one()
+    assert waiting == 0
+    accounts = account_store_dump(store)
+    assert "tfa@demo.example" in accounts and "verification_code" in accounts  # the scan sees the rows...
 
     stored = tracker_dump(assistant)
     logged = Path(assistant.log_path).read_text(errors="replace")
@@ -94,3 +119,5 @@ def test_codes_and_tokens_never_reach_the_tracker_store_or_logs(
         assert not contains_secret(logged, secret_value), f"a secret reached the logs: {secret_value[:4]}..."
         assert not contains_secret(str(proofs), secret_value), \
             f"a secret reached the pending proofs: {secret_value[:4]}..."
+        assert not contains_secret(accounts, secret_value), \
+            f"a secret stayed in the account store after delivery: {secret_value[:4]}..."
