@@ -44,6 +44,8 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import requests
 
+from accounts.redaction import mask_known_secrets
+
 HELPDESK_KINDS = ("generic", "zendesk")
 DEFAULT_TIMEOUT_SECONDS = 10.0
 RETRY_STATUSES = frozenset({408, 429})
@@ -183,10 +185,7 @@ class _HttpHelpdesk:
         self.base_url = self.base_url.rstrip("/")
 
     def _scrub(self, text: str) -> str:
-        text = " ".join(text.split())
-        if self.token:
-            text = text.replace(self.token, "[token]")
-        return text[:ERROR_SNIPPET]
+        return mask_known_secrets(" ".join(text.split()), [self.token])[:ERROR_SNIPPET]
 
     def _call(self, method: str, path: str, key: str, payload: Optional[Dict[str, Any]] = None,
               params: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:

@@ -2,7 +2,7 @@
 
 The one home of redaction: the tracker store (:mod:`supportbot.redaction`),
 the log-record factory (:mod:`supportbot.log_redaction`), support requests,
-the outbox, mail errors and the lost-TFA support context all use it. It
+the outbox, mail and helpdesk errors and the lost-TFA support context all use it. It
 imports nothing from the rest of the project, so every layer can.
 
 Customers paste one-time codes, recovery codes, tokens and links into chats.
