@@ -323,7 +323,8 @@ def consume_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key
     )
 
 
-def has_step_up(deps: Deps, actor: Actor, operation: str) -> bool:
+def has_step_up(deps: Deps, actor: Actor, operation: str, *, conversation_id: Optional[str] = None,
+                params: Optional[Mapping[str, Any]] = None, bound: bool = False) -> bool:
     """Whether the actor holds an unused, unexpired grant for ``operation`` (read-only).
 
     Lets the dialogue skip asking for a code it already has; the operation
@@ -333,6 +334,10 @@ def has_step_up(deps: Deps, actor: Actor, operation: str) -> bool:
         deps: Injected dependencies.
         actor: The verified acting member.
         operation: Operation name.
+        conversation_id: With ``bound``: the conversation that must hold the grant.
+        params: With ``bound``: the operation's values the grant must be for.
+        bound: Only count a grant that :func:`consume_grant` would accept for
+            ``conversation_id`` and ``params``.
 
     Returns:
         True if a grant is open.
@@ -349,6 +354,8 @@ def has_step_up(deps: Deps, actor: Actor, operation: str) -> bool:
                 StepUpGrant.operation == operation,
                 StepUpGrant.consumed_at.is_(None),
                 StepUpGrant.expires_at > now,
+                *((_same(StepUpGrant.conversation_id, conversation_id),
+                   StepUpGrant.params_sha256 == params_digest(params)) if bound else ()),
             ).limit(1)
         ).first()
         return found is not None

@@ -374,6 +374,12 @@ def test_a_grant_is_bound_to_its_conversation_and_parameters(world):
         return currency.change_currency(world.deps, actor, currency=code, idempotency_key=key(),
                                         require_step_up=True, step_up_conversation=conversation)
 
+    assert step_up.has_step_up(world.deps, actor, "change_currency", conversation_id="chat-a",
+                               params={"currency": "usd"}, bound=True)
+    assert not step_up.has_step_up(world.deps, actor, "change_currency", conversation_id="chat-b",
+                                   params={"currency": "USD"}, bound=True)
+    assert not step_up.has_step_up(world.deps, actor, "change_currency", conversation_id="chat-a",
+                                   params={"currency": "GBP"}, bound=True)
     assert change("GBP", "chat-a").reason == Reason.STEP_UP_REQUIRED  # another currency
     assert change("USD", "chat-b").reason == Reason.STEP_UP_REQUIRED  # another conversation
     assert change("USD", None).reason == Reason.STEP_UP_REQUIRED  # no conversation
