@@ -80,7 +80,7 @@ def render_nginx_config(*, listen: str, action_listen: str, rasa_servers: Sequen
         action_servers: ``host:port`` of every action server.
         run_dir: Folder of the pid and temp files.
         error_log: Error log path (or ``stderr``).
-        access_log: Access log path, or ``off``.
+        access_log: Access log path (lines without query strings), or ``off``.
         worker_processes: nginx worker processes (``auto`` in production).
         debug_headers: Add ``X-Upstream`` (the instance that answered) to the
             front's responses; for local runs and tests only.
@@ -91,7 +91,8 @@ def render_nginx_config(*, listen: str, action_listen: str, rasa_servers: Sequen
     values = {
         "LISTEN": listen, "ACTION_LISTEN": action_listen,
         "RASA_SERVERS": servers(rasa_servers), "ACTION_SERVERS": servers(action_servers),
-        "RUN_DIR": run_dir, "ERROR_LOG": error_log, "ACCESS_LOG": access_log,
+        "RUN_DIR": run_dir, "ERROR_LOG": error_log,
+        "ACCESS_LOG": access_log if access_log == "off" else f"{access_log} without_query",
         "WORKER_PROCESSES": worker_processes,
         "DEBUG_HEADERS": "        add_header X-Upstream $upstream_addr always;" if debug_headers else "",
     }

@@ -38,6 +38,9 @@ environment first.
 | ``WIDGET_ALLOWED_ORIGINS`` | ``http://127.0.0.1:{WEB_PORT},http://localhost:{WEB_PORT}`` | comma-separated origins of the pages allowed to open the widget's Socket.IO connection (channels/socketio.py) |
 | ``WIDGET_SOCKET_URL`` | the Rasa server's URL (``http://127.0.0.1:{RASA_PORT}``) | where the widget page's browser reaches Rasa's Socket.IO endpoint |
 | ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only, never in production |
+| ``WIDGET_SESSION_HOURS`` | ``12`` | how long an anonymous widget visitor's signed session key lasts; the conversation id is a digest of it (channels/widget_tickets.py) |
+| ``CHAT_MESSAGES_PER_MINUTE`` | ``30`` | messages per minute one widget connection or one REST sender may send; over it the customer is asked to slow down (channels/rate_limit.py); ``0``: no limit |
+| ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` | ``300`` | messages per minute from one client address on the REST channel (``0``: no limit) |
 | ``SLACK_BOT_TOKEN`` | (none: Slack off, its webhook answers 503) | Slack bot token (``xoxb-...``) |
 | ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
 | ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |

@@ -85,7 +85,9 @@ def test_a_customer_chats_in_the_widget_and_finds_the_conversation_after_a_reloa
     assert said[-2:] == ["/deny", "which account types do you have?"]
     assert "what is two-factor authentication?" in said
     assert off_machine(urls) == []
-    assert any("/socket.io/" in url for url in urls)
+    socket_urls = [url for url in urls if "/socket.io/" in url]
+    assert any("ticket=" in url for url in socket_urls)  # signed in: a connect ticket
+    assert not [url for url in urls if "token=" in url]  # the portal token is in no URL
 
 
 def test_a_forged_token_cannot_connect(channels: ChannelAssistant, page: Page):
