@@ -10,9 +10,18 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   verified; a valid token puts the customer under the ``verified_identity``
   metadata key and binds the conversation to them (the sender id is derived
   from the verified claims); an invalid one gets 401;
-* without a token the caller is anonymous: their sender id is namespaced with
-  ``anon-`` so it can never address a verified customer's conversation;
-* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413.
+* without a token the caller is anonymous, and their conversation is scoped
+  to their address: its id is ``anon-`` + a digest of the client address and
+  the ``sender`` (:func:`anonymous_sender_id`), so it can never address a
+  verified customer's conversation, nobody at another address can write into
+  it by sending the same ``sender``, and the id stored and shown in the review
+  console reveals neither. Behind a proxy the address is the proxy's unless
+  Sanic is told to trust ``X-Forwarded-For`` (``SANIC_PROXIES_COUNT``);
+* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413;
+* a sender over ``CHAT_MESSAGES_PER_MINUTE``, or an address over
+  ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` (channels/rate_limit.py), gets the reply
+  :data:`~channels.rate_limit.SLOW_DOWN` (HTTP 200, a chat message) and the
+  message never reaches the assistant.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.rate_limit import SLOW_DOWN, RateLimiter, address_limiter, message_limiter
 from supportbot.portal_token import (
     VERIFIED_IDENTITY_KEY,
     InvalidPortalToken,
@@ -46,6 +56,17 @@ def verified_sender_id(prefix: str, identity: PortalIdentity) -> str:
     return f"{prefix}-{digest[:32]}"
 
 
+def anonymous_sender_id(sender: str, address: str) -> str:
+    """The conversation id of an anonymous REST ``sender`` calling from ``address``."""
+    digest = hashlib.sha256(f"{address}\n{sender}".encode()).hexdigest()
+    return f"anon-{digest[:32]}"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the proxied client's when Sanic trusts the proxy, else the peer's."""
+    return request.remote_addr or request.ip or "unknown"
+
+
 def _bearer_token(request: Request) -> Optional[str]:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -59,16 +80,26 @@ class VerifiedRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    def __init__(self, max_message_chars: Optional[int] = None) -> None:
+    def __init__(self, max_message_chars: Optional[int] = None,
+                 sender_limiter: Optional[RateLimiter] = None,
+                 address_limiter: Optional[RateLimiter] = None) -> None:
         self.max_message_chars = max_message_chars or int(
             os.environ.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
         )
         self.verifier = verifier_from_env()
+        self.sender_limiter = sender_limiter or RateLimiter(0)
+        self.address_limiter = address_limiter or RateLimiter(0)
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedRestInput":
         credentials = credentials or {}
-        return cls(credentials.get("max_message_chars"))
+        return cls(credentials.get("max_message_chars"), message_limiter(), address_limiter())
+
+    def within_rate_limits(self, sender_id: str, address: str) -> bool:
+        """Count one message of ``sender_id`` from ``address``; False when either is over its limit."""
+        sender_ok = self.sender_limiter.allow(sender_id)
+        address_ok = self.address_limiter.allow(address)
+        return sender_ok and address_ok
 
     def _identify(self, request: Request) -> Optional[PortalIdentity]:
         """The verified customer of this request, None if anonymous.
@@ -113,11 +144,16 @@ class VerifiedRestInput(RestInput):
             except InvalidPortalToken as error:
                 logger.warning("REST message refused: invalid portal token (%s)", error)
                 return response.json({"error": "invalid or expired portal token"}, status=401)
+            address = client_address(request)
             if identity is None:
-                sender_id, metadata = f"anon-{sender[:64]}", {}
+                sender_id, metadata = anonymous_sender_id(sender, address), {}
             else:
                 sender_id = verified_sender_id("rest", identity)
                 metadata = {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel="rest")}
+            if not self.within_rate_limits(sender_id, address):
+                logger.warning("REST message refused: over the message rate limit (sender %s)",
+                               sender_id)
+                return response.json([{"recipient_id": sender_id, "text": SLOW_DOWN}])
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(

@@ -311,7 +311,8 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
             _start(cluster, f"rasa-{index}",
                    _spec_argv("rasa", base, RASA_PORT=rasa_port, RASA_HOST="127.0.0.1",
                               ACTION_ENDPOINT_URL=action_endpoint_url),
-                   dict(base, ACTION_ENDPOINT_URL=action_endpoint_url))
+                   # behind nginx: the client's address from X-Forwarded-For (channels/rest.py)
+                   dict(base, ACTION_ENDPOINT_URL=action_endpoint_url, SANIC_PROXIES_COUNT="1"))
         health = [f"{u}/health" for u in cluster.action_urls] + [f"{u}/" for u in cluster.rasa_urls]
         up = wait_until_up(health, timeout=ready_timeout, processes=list(cluster.processes.values()))
         if up:  # nginx last: a server refusing connections would be marked down for a while

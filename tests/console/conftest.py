@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from supportbot.runner import free_port
-from channels.rest import verified_sender_id
+from channels.rest import anonymous_sender_id, verified_sender_id
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.settings import PROJECT_ROOT
 from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant, assistant_env, start_assistant, stop_process
@@ -241,7 +241,8 @@ def chat(console: ConsoleUnderTest) -> None:
             # the channel derives a verified customer's conversation id from the token's claims
             console.senders[name] = verified_sender_id("rest", verifier.verify(token))
         else:
-            console.senders[name] = f"anon-{sender}"  # channels/rest.py namespaces anonymous senders
+            # channels/rest.py scopes anonymous senders to the caller's address
+            console.senders[name] = anonymous_sender_id(sender, "127.0.0.1")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

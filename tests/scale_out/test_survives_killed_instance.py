@@ -18,6 +18,7 @@ from typing import List, Optional
 import pytest
 import requests
 
+from channels.rest import anonymous_sender_id
 from supportbot.cluster import Cluster
 from tests.conftest import REPORT_LINES
 from tests.scale_out.conftest import stored_events
@@ -110,7 +111,7 @@ def test_killing_an_instance_mid_load_loses_no_stored_event(cluster: Cluster):
     assert moved, "no conversation served by the killed instance went on on the other one"
 
     for conversation in conversations:
-        events = stored_events(cluster, f"anon-{conversation.sender}")
+        events = stored_events(cluster, anonymous_sender_id(conversation.sender, "127.0.0.1"))
         assert_stored_once_in_order(events)
         stored = turns(events)
         stored_texts = [text for text, _ in stored]
