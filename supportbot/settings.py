@@ -35,6 +35,8 @@ environment first.
 | ``HELPDESK_KIND`` | ``generic`` | ``generic`` (the documented JSON API) or ``zendesk`` (Zendesk Tickets API) |
 | ``HELPDESK_TIMEOUT`` | ``10`` | seconds for connecting to the helpdesk and for its answer |
 | ``MAX_MESSAGE_CHARS`` | ``2000`` | longest message the channels accept |
+| ``MAX_REQUEST_BYTES`` | ``65536`` | largest request body the Rasa server reads; larger ones get 413 before any JSON is parsed (supportbot/log_redaction.py) |
+| ``ACTION_MAX_REQUEST_BYTES`` | ``16777216`` | largest request body the action server reads (Rasa sends it whole conversation trackers) |
 | ``WIDGET_ALLOWED_ORIGINS`` | ``http://127.0.0.1:{WEB_PORT},http://localhost:{WEB_PORT}`` | comma-separated origins of the pages allowed to open the widget's Socket.IO connection (channels/socketio.py) |
 | ``WIDGET_SOCKET_URL`` | the Rasa server's URL (``http://127.0.0.1:{RASA_PORT}``) | where the widget page's browser reaches Rasa's Socket.IO endpoint |
 | ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only, never in production |
