@@ -47,7 +47,7 @@ environment first.
 | ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
 | ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |
 | ``TELEGRAM_BOT_TOKEN`` | (none: Telegram off, its webhook answers 503) | Telegram bot token from @BotFather |
-| ``TELEGRAM_WEBHOOK_SECRET`` | (none: Telegram off) | secret Telegram must send in ``X-Telegram-Bot-Api-Secret-Token`` (1-256 of ``A-Z a-z 0-9 _ -``) |
+| ``TELEGRAM_WEBHOOK_SECRET`` | (none: Telegram off) | secret Telegram must send in ``X-Telegram-Bot-Api-Secret-Token`` (32-256 of ``A-Z a-z 0-9 _ -``; start-up refuses a shorter one) |
 | ``TELEGRAM_BOT_USERNAME`` | (none) | the bot's @username, removed from commands such as ``/start@name`` |
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |
