@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import uuid
-from typing import Any, Dict, List
-from urllib.parse import urlsplit
+from typing import List
 
 import pytest
 
 from actions import messages
 from channels.rest import anonymous_sender_id
-from tests.channels.conftest import ChannelAssistant
+from tests.channels.conftest import ChannelAssistant, post_rest_from
 
 pytestmark = pytest.mark.slow
-
-
-def say_from(channels: ChannelAssistant, address: str, sender: str, text: str) -> List[Dict[str, Any]]:
-    """POST one anonymous message to the REST channel from the loopback ``address``."""
-    url = urlsplit(channels.rasa_url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30,
-                                            source_address=(address, 0))
-    try:
-        connection.request("POST", "/webhooks/rest/webhook",
-                           body=json.dumps({"sender": sender, "message": text}),
-                           headers={"Content-Type": "application/json"})
-        reply = connection.getresponse()
-        assert reply.status == 200, reply.read()
-        return json.loads(reply.read())
-    finally:
-        connection.close()
 
 
 def said(channels: ChannelAssistant, conversation: str) -> List[str]:
@@ -43,9 +24,9 @@ def test_nobody_at_another_address_can_write_into_an_anonymous_conversation(
 ):
     sender = f"visitor-{uuid.uuid4().hex[:8]}"
     assert messages.CLARIFY_SUGGESTIONS in [
-        reply.get("text") for reply in say_from(channels, "127.0.0.1", sender, "switch it")]
+        reply.get("text") for reply in post_rest_from(channels.rasa_url, "127.0.0.1", sender, "switch it")]
     # Someone else who learnt the sender name answers the question the bot asked.
-    intruder = say_from(channels, "127.0.0.2", sender, "/deny")
+    intruder = post_rest_from(channels.rasa_url, "127.0.0.2", sender, "/deny")
     assert messages.CLARIFY_GAVE_UP not in [reply.get("text") for reply in intruder]
 
     visitor = anonymous_sender_id(sender, "127.0.0.1")
