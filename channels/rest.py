@@ -19,7 +19,8 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   Sanic is told to trust ``X-Forwarded-For`` (``SANIC_PROXIES_COUNT``);
 * messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413;
 * a sender over ``CHAT_MESSAGES_PER_MINUTE``, or an address over
-  ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` (channels/rate_limit.py), gets the reply
+  ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` (channels/rate_limit.py; counted in
+  Redis by every instance when ``REDIS_URL`` is set), gets the reply
   :data:`~channels.rate_limit.SLOW_DOWN` (HTTP 200, a chat message) and the
   message never reaches the assistant.
 """
@@ -37,7 +38,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels.rate_limit import SLOW_DOWN, RateLimiter, address_limiter, message_limiter
+from channels.rate_limit import (
+    SLOW_DOWN,
+    Limiter,
+    RateLimiter,
+    RedisRateLimiter,
+    address_limiter,
+    sender_limiter,
+)
 from supportbot.portal_token import (
     VERIFIED_IDENTITY_KEY,
     InvalidPortalToken,
@@ -81,8 +89,8 @@ class VerifiedRestInput(RestInput):
         return "rest"
 
     def __init__(self, max_message_chars: Optional[int] = None,
-                 sender_limiter: Optional[RateLimiter] = None,
-                 address_limiter: Optional[RateLimiter] = None) -> None:
+                 sender_limiter: Optional[Limiter] = None,
+                 address_limiter: Optional[Limiter] = None) -> None:
         self.max_message_chars = max_message_chars or int(
             os.environ.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
         )
@@ -93,12 +101,12 @@ class VerifiedRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedRestInput":
         credentials = credentials or {}
-        return cls(credentials.get("max_message_chars"), message_limiter(), address_limiter())
+        return cls(credentials.get("max_message_chars"), sender_limiter(), address_limiter())
 
-    def within_rate_limits(self, sender_id: str, address: str) -> bool:
+    async def within_rate_limits(self, sender_id: str, address: str) -> bool:
         """Count one message of ``sender_id`` from ``address``; False when either is over its limit."""
-        sender_ok = self.sender_limiter.allow(sender_id)
-        address_ok = self.address_limiter.allow(address)
+        sender_ok = await self.sender_limiter.take(sender_id)
+        address_ok = await self.address_limiter.take(address)
         return sender_ok and address_ok
 
     def _identify(self, request: Request) -> Optional[PortalIdentity]:
@@ -121,6 +129,12 @@ class VerifiedRestInput(RestInput):
     ) -> Blueprint:
         """The stock REST channel's routes, with identity and size checks first."""
         webhook = Blueprint(f"verified_rest_{id(self)}", __name__)
+
+        @webhook.listener("before_server_stop")
+        async def close_limiters(_app: Any, _loop: Any) -> None:
+            for limiter in (self.sender_limiter, self.address_limiter):
+                if isinstance(limiter, RedisRateLimiter):
+                    await limiter.close()
 
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -150,7 +164,7 @@ class VerifiedRestInput(RestInput):
             else:
                 sender_id = verified_sender_id("rest", identity)
                 metadata = {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel="rest")}
-            if not self.within_rate_limits(sender_id, address):
+            if not await self.within_rate_limits(sender_id, address):
                 logger.warning("REST message refused: over the message rate limit (sender %s)",
                                sender_id)
                 return response.json([{"recipient_id": sender_id, "text": SLOW_DOWN}])

@@ -42,7 +42,7 @@ environment first.
 | ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only, never in production |
 | ``WIDGET_SESSION_HOURS`` | ``12`` | how long an anonymous widget visitor's signed session key lasts; the conversation id is a digest of it (channels/widget_tickets.py) |
 | ``CHAT_MESSAGES_PER_MINUTE`` | ``30`` | messages per minute one widget connection or one REST sender may send; over it the customer is asked to slow down (channels/rate_limit.py); ``0``: no limit |
-| ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` | ``300`` | messages per minute from one client address on the REST channel (``0``: no limit) |
+| ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` | ``0`` (no limit) | messages per minute from one client address on the REST channel; off by default because the chat page relays all its visitors from one address: set it (e.g. ``300``) where clients call the REST channel directly |
 | ``SLACK_BOT_TOKEN`` | (none: Slack off, its webhook answers 503) | Slack bot token (``xoxb-...``) |
 | ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
 | ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |

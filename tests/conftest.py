@@ -13,6 +13,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import requests
 
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.runner import free_port, wait_until_up
 from supportbot.settings import PROJECT_ROOT
 
@@ -117,6 +118,9 @@ def assistant_env(tmp_dir: Path) -> Dict[str, str]:
         "PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET,
         "MAIL_BACKEND": "file",
         "MAIL_DIR": str(tmp_dir / "mail"),
+        # tests play many customers from one address and one token in quick succession;
+        # the limits themselves are tested in tests/channels/test_rate_limits.py
+        **RATE_LIMITS_OFF,
     }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
+import uuid
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 import socketio
 
-from channels.rate_limit import SLOW_DOWN, RateLimiter
+from channels.rate_limit import SLOW_DOWN, RateLimiter, RedisRateLimiter
 from supportbot.runner import free_port, wait_until_up
 from supportbot.settings import PROJECT_ROOT
 from tests.channels.conftest import post_rest_from
@@ -20,6 +22,7 @@ from tests.conftest import stop_process
 
 PER_MINUTE, PER_ADDRESS = 3, 5
 ORIGIN = "http://127.0.0.1:8080"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Clock:
@@ -50,6 +53,40 @@ def test_the_least_recently_used_buckets_go_first_when_full():
     assert limiter.allow("a") and limiter.allow("b") and limiter.allow("c")
     assert limiter.allow("a")  # forgotten, so full again
     assert not limiter.allow("c")
+
+
+def test_instances_sharing_redis_share_the_count_per_minute():
+    """Two limiters on one Redis act as two Rasa instances (real Redis, injected clock)."""
+    clock = Clock()
+    name = f"test-{uuid.uuid4().hex}"  # keys of this test only; they expire by themselves
+
+    async def scenario() -> List[bool]:
+        first, second = (RedisRateLimiter(REDIS_URL, name, per_minute=3, clock=clock)
+                         for _ in range(2))
+        try:
+            taken = [await first.take("a"), await second.take("a"), await first.take("a"),
+                     await second.take("a"), await second.take("b")]
+            clock.now += 60  # the next minute
+            taken.append(await first.take("a"))
+            return taken
+        finally:
+            await first.close()
+            await second.close()
+
+    assert asyncio.run(scenario()) == [True, True, True, False, True, True]
+
+
+def test_an_unreachable_redis_lets_messages_through():
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", "down", per_minute=1,
+                               timeout_seconds=0.5)
+
+    async def scenario() -> List[bool]:
+        try:
+            return [await limiter.take("a") for _ in range(3)]
+        finally:
+            await limiter.close()
+
+    assert asyncio.run(scenario()) == [True, True, True]
 
 
 @pytest.fixture(scope="module")

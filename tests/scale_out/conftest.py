@@ -20,6 +20,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.cluster import (
     NGINX_BINARY, Cluster, drop_postgres_database, ensure_postgres_database, start_cluster,
 )
@@ -62,7 +63,7 @@ def cluster(model_path: Path, tmp_path_factory) -> Iterator[Cluster]:
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
         env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file",
-               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path)}
+               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path), **RATE_LIMITS_OFF}
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:
             yield running
