@@ -91,10 +91,22 @@ def verified_customer(tracker: Tracker, now: Optional[dt.datetime] = None) -> Op
                     channel=str(claims.get("channel") or event.get("input_channel") or "unknown"))
 
 
+def in_shared_channel(tracker: Tracker) -> bool:
+    """True when the latest message was written where others read along (a Slack channel)."""
+    user = ((_latest_user_event(tracker) or {}).get("metadata") or {}).get("channel_user")
+    return isinstance(user, dict) and bool(user.get("shared"))
+
+
 def chat_identity(tracker: Tracker) -> Optional[Tuple[str, str]]:
-    """(channel, channel user id) of a chat user who could link their account, if any."""
+    """(channel, channel user id) of a chat user who could link their account, if any.
+
+    None in a shared channel: a link, and any account detail, acts only in
+    direct messages.
+    """
     event = _signed_latest_user_event(tracker) or {}
     user = (event.get("metadata") or {}).get("channel_user")
+    if isinstance(user, dict) and user.get("shared"):
+        return None
     if isinstance(user, dict) and user.get("channel") in LINKABLE_CHANNELS and user.get("channel_user_id"):
         return str(user["channel"]), str(user["channel_user_id"])
     if event.get("input_channel") == "socketio" and tracker.sender_id:

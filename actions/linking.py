@@ -25,7 +25,8 @@ from rasa_sdk.types import DomainDict
 from accounts import channel_links
 from accounts.results import ChannelLinks, Reason, Refused
 from actions.account_store import account_deps, call_domain
-from actions.identity import chat_identity, identify
+from actions.identity import chat_identity, identify, in_shared_channel
+from actions.messages import DIRECT_MESSAGE_ONLY
 from actions.members import extract_email
 from actions.operation_flow import (
     ALLOWED,
@@ -72,6 +73,9 @@ class ActionCheckLink(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        if in_shared_channel(tracker):
+            dispatcher.utter_message(text=DIRECT_MESSAGE_ONLY)
+            return [SlotSet(OPERATION_CHECK, BLOCKED)]
         customer = await identify(tracker)
         if customer is not None:
             dispatcher.utter_message(text=f"You're already verified as {customer.email}.")

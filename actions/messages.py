@@ -25,3 +25,8 @@ HANDOFF_CONTACT = (
     "through {support_contact}. For anything about two-factor authentication, "
     "please write from your account's primary email address."
 )
+
+DIRECT_MESSAGE_ONLY = (
+    "Let's continue in a direct message: I don't discuss account details in a "
+    "channel others can read. Send me a direct message and ask again there."
+)

@@ -29,7 +29,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from accounts.results import Refused, Result
 from actions.account_store import call_domain
-from actions.identity import Customer, latest_message_id, identify
+from actions.identity import Customer, identify, in_shared_channel, latest_message_id
+from actions.messages import DIRECT_MESSAGE_ONLY
 from actions.wording import describe_refusal, describe_success
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class CheckAction(Action, abc.ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        if in_shared_channel(tracker):
+            dispatcher.utter_message(text=DIRECT_MESSAGE_ONLY)
+            return [SlotSet(OPERATION_CHECK, BLOCKED)]
         customer = await identify(tracker)
         if customer is None:
             return [SlotSet(OPERATION_CHECK, ANONYMOUS)]
@@ -140,6 +144,9 @@ class SubmitAction(Action, abc.ABC):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         customer = await identify(tracker)
+        if customer is None and in_shared_channel(tracker):
+            dispatcher.utter_message(text=DIRECT_MESSAGE_ONLY)
+            return [*self.reset(), operation_outcome(self.operation, "refused", "shared_channel")]
         if customer is None:
             dispatcher.utter_message(text="Your portal session has ended, so I can't do that now. "
                                           "Please reopen the chat from the portal and try again.")

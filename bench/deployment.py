@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bench.serving import resident_mb
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.runner import free_port, is_up, process_specs, stop_all
 from supportbot.settings import PROJECT_ROOT, load_settings
@@ -139,6 +140,7 @@ def start_deployment(model: Path, log_dir: Optional[Path] = None,
         PORTAL_TOKEN_SECRET=secrets.token_urlsafe(48), ACTION_CLAIMS_KEY=secrets.token_urlsafe(48),
         MAIL_BACKEND="file",
         MAIL_DIR=str(workdir / "mail"), LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        **RATE_LIMITS_OFF,  # one address plays every customer
     )
     env = {k: v for k, v in env.items() if k not in DEPLOYMENT_OVERRIDES}  # make run's defaults
     subprocess.run([sys.executable, "-m", "accounts", "demo"], cwd=PROJECT_ROOT, env=env,

@@ -49,6 +49,7 @@ from bench.report import (
     load_figures, long_conversation_ratio, render, replace_measured, results_from_raw,
 )
 from bench.training import read_record, train
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.settings import PROJECT_ROOT
 
 OUR_MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
@@ -212,7 +213,7 @@ def measure_cluster(instances: int, plan: Plan, log: List[str]) -> PipelineResul
         with bench_databases(2) as (tracker_url, accounts_url):
             options = dict(tracker_db_url=tracker_url, accounts_db_url=accounts_url, redis_url=BENCH_REDIS_URL,
                            env={"RASA_MODEL": str(OUR_MODEL), "PORTAL_TOKEN_SECRET": secrets.token_urlsafe(48),
-                                "LOG_LEVEL": "WARNING"})
+                                "LOG_LEVEL": "WARNING", **RATE_LIMITS_OFF})
             cluster = start_cluster(rasa_instances=instances, action_servers=instances,
                                     **{k: v for k, v in options.items() if k in accepted})
             try:

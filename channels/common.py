@@ -50,9 +50,17 @@ def too_long_text(limit: int) -> str:
     return f"Sorry, that message is too long. Please keep messages under {limit} characters."
 
 
-def channel_user_metadata(channel: str, channel_user_id: Any) -> Dict[str, Dict[str, str]]:
-    """Message metadata naming the chat platform's user (not a verified customer)."""
-    return {CHANNEL_USER_KEY: {"channel": channel, "channel_user_id": str(channel_user_id)}}
+def channel_user_metadata(channel: str, channel_user_id: Any,
+                          shared: bool = False) -> Dict[str, Dict[str, Any]]:
+    """Message metadata naming the chat platform's user (not a verified customer).
+
+    ``shared``: the message was written where others read along (a Slack
+    channel, not a direct message); a channel link never acts there.
+    """
+    user: Dict[str, Any] = {"channel": channel, "channel_user_id": str(channel_user_id)}
+    if shared:
+        user["shared"] = True
+    return {CHANNEL_USER_KEY: user}
 
 
 def not_configured_blueprint(name: str, channel: str, missing: Iterable[str]) -> Blueprint:

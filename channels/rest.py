@@ -10,9 +10,19 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   verified; a valid token puts the customer under the ``verified_identity``
   metadata key and binds the conversation to them (the sender id is derived
   from the verified claims); an invalid one gets 401;
-* without a token the caller is anonymous: their sender id is namespaced with
-  ``anon-`` so it can never address a verified customer's conversation;
+* without a token the caller is anonymous, and their conversation is scoped
+  to their address: its id is ``anon-`` + a digest of the client address and
+  the ``sender`` (:func:`anonymous_sender_id`), so it can never address a
+  verified customer's conversation, nobody at another address can write into
+  it by sending the same ``sender``, and the id stored and shown in the review
+  console reveals neither. Behind a proxy the address is the proxy's unless
+  Sanic is told to trust ``X-Forwarded-For`` (``SANIC_PROXIES_COUNT``);
 * messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413;
+* a sender over ``CHAT_MESSAGES_PER_MINUTE``, or an address over
+  ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` (channels/rate_limit.py; counted in
+  Redis by every instance when ``REDIS_URL`` is set), gets the reply
+  :data:`~channels.rate_limit.SLOW_DOWN` (HTTP 200, a chat message) and the
+  message never reaches the assistant;
 * a message with an id (the client's optional ``message_id``, else the
   ``X-Request-Id`` nginx sets, which its retry on another instance keeps) runs
   once: a retry gets the replies of the first run (channels/idempotency.py).
@@ -32,6 +42,14 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels.idempotency import MAX_MESSAGE_ID_CHARS, IdempotentTurns, Replies, tracker_lookup
+from channels.rate_limit import (
+    SLOW_DOWN,
+    Limiter,
+    RateLimiter,
+    RedisRateLimiter,
+    address_limiter,
+    sender_limiter,
+)
 from supportbot.portal_token import (
     VERIFIED_IDENTITY_KEY,
     InvalidPortalToken,
@@ -52,6 +70,17 @@ def verified_sender_id(prefix: str, identity: PortalIdentity) -> str:
     return f"{prefix}-{digest[:32]}"
 
 
+def anonymous_sender_id(sender: str, address: str) -> str:
+    """The conversation id of an anonymous REST ``sender`` calling from ``address``."""
+    digest = hashlib.sha256(f"{address}\n{sender}".encode()).hexdigest()
+    return f"anon-{digest[:32]}"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the proxied client's when Sanic trusts the proxy, else the peer's."""
+    return request.remote_addr or request.ip or "unknown"
+
+
 def _bearer_token(request: Request) -> Optional[str]:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -66,17 +95,28 @@ class VerifiedRestInput(RestInput):
         return "rest"
 
     def __init__(self, max_message_chars: Optional[int] = None,
-                 turns: Optional[IdempotentTurns] = None) -> None:
+                 turns: Optional[IdempotentTurns] = None,
+                 sender_limiter: Optional[Limiter] = None,
+                 address_limiter: Optional[Limiter] = None) -> None:
         self.max_message_chars = max_message_chars or int(
             os.environ.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
         )
         self.verifier = verifier_from_env()
         self.turns = turns or IdempotentTurns()
+        self.sender_limiter = sender_limiter or RateLimiter(0)
+        self.address_limiter = address_limiter or RateLimiter(0)
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedRestInput":
         credentials = credentials or {}
-        return cls(credentials.get("max_message_chars"))
+        return cls(credentials.get("max_message_chars"), sender_limiter=sender_limiter(),
+                   address_limiter=address_limiter())
+
+    async def within_rate_limits(self, sender_id: str, address: str) -> bool:
+        """Count one message of ``sender_id`` from ``address``; False when either is over its limit."""
+        sender_ok = await self.sender_limiter.take(sender_id)
+        address_ok = await self.address_limiter.take(address)
+        return sender_ok and address_ok
 
     def _identify(self, request: Request) -> Optional[PortalIdentity]:
         """The verified customer of this request, None if anonymous.
@@ -100,8 +140,11 @@ class VerifiedRestInput(RestInput):
         webhook = Blueprint(f"verified_rest_{id(self)}", __name__)
 
         @webhook.listener("before_server_stop")
-        async def close_claims(_app: Any, _loop: Any) -> None:
+        async def close_clients(_app: Any, _loop: Any) -> None:
             await self.turns.claims.close()
+            for limiter in (self.sender_limiter, self.address_limiter):
+                if isinstance(limiter, RedisRateLimiter):
+                    await limiter.close()
 
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -130,11 +173,16 @@ class VerifiedRestInput(RestInput):
             except InvalidPortalToken as error:
                 logger.warning("REST message refused: invalid portal token (%s)", error)
                 return response.json({"error": "invalid or expired portal token"}, status=401)
+            address = client_address(request)
             if identity is None:
-                sender_id, metadata = f"anon-{sender[:64]}", {}
+                sender_id, metadata = anonymous_sender_id(sender, address), {}
             else:
                 sender_id = verified_sender_id("rest", identity)
                 metadata = {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel="rest")}
+            if not await self.within_rate_limits(sender_id, address):
+                logger.warning("REST message refused: over the message rate limit (sender %s)",
+                               sender_id)
+                return response.json([{"recipient_id": sender_id, "text": SLOW_DOWN}])
 
             async def turn() -> Replies:
                 collector = CollectingOutputChannel()

@@ -15,7 +15,11 @@ Web API base URL is fixed. This channel:
   set (channels/dedup.py); Redis unreachable: 503, and Slack retries later;
 * posts to ``SLACK_API_BASE_URL`` (default ``https://slack.com/api/``), turns
   buttons into Block Kit buttons whose clicks come back as ``block_actions``;
-* puts the Slack user under metadata ``channel_user`` (not a verified identity);
+* puts the Slack user under metadata ``channel_user`` (not a verified
+  identity) as ``team_id:user_id`` (:func:`slack_user_id`: user ids are only
+  unique within a workspace), marked ``shared`` unless the message is a direct
+  message, so a channel link (and with it any account detail) never acts in
+  a channel others read;
 * stores each event in the durable inbox before answering 200 (channels/inbox.py):
   a turn an instance could not finish is run by another one, once (message id
   ``slack:<event or click id>``, channels/idempotency.py).
@@ -106,6 +110,18 @@ class PortalSlackBot(SlackBot):
         message = dict(json_message)
         channel = message.pop("channel", self.slack_channel or recipient_id)
         await self._post_message(channel=channel, **message)
+
+
+def slack_user_id(team_id: Optional[str], user_id: Optional[str]) -> Optional[str]:
+    """The chat identity of a Slack user: ``team_id:user_id``; None without both."""
+    return f"{team_id}:{user_id}" if team_id and user_id else None
+
+
+def _is_direct_message(channel_id: Optional[str], channel_type: Optional[str]) -> bool:
+    """True for a direct message with the bot (Slack's ``im``; DM channel ids start with D)."""
+    if channel_type:
+        return channel_type == "im"
+    return bool(channel_id) and str(channel_id).startswith("D")
 
 
 def _content_type(request: Request) -> str:
@@ -245,8 +261,10 @@ class PortalSlackInput(SlackInput):
         sender_id = self._get_conversation_id(event.get("user"), metadata.get("out_channel"),
                                               metadata.get("thread_id"))
         key = f"event:{body['event_id']}" if body.get("event_id") else None
-        return await self._accept(request, on_new_message, key, text, sender_id, event.get("user"),
-                                  metadata)
+        chat_user = slack_user_id(body.get("team_id") or event.get("team"), event.get("user"))
+        direct = _is_direct_message(event.get("channel"), event.get("channel_type"))
+        return await self._accept(request, on_new_message, key, text, sender_id, chat_user,
+                                  metadata, shared=not direct)
 
     async def _handle_interaction(self, request: Request,
                                   on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -265,7 +283,11 @@ class PortalSlackInput(SlackInput):
                                               metadata.get("thread_id"))
         click_id = payload.get("trigger_id") or action.get("action_ts")
         key = f"action:{click_id}" if click_id else None
-        return await self._accept(request, on_new_message, key, value, sender_id, user_id, metadata)
+        team = (payload.get("team") or {}).get("id") or payload["user"].get("team_id")
+        channel = payload.get("channel") or {}
+        direct = channel.get("name") == "directmessage" or _is_direct_message(channel.get("id"), None)
+        return await self._accept(request, on_new_message, key, value, sender_id,
+                                  slack_user_id(team, user_id), metadata, shared=not direct)
 
     @staticmethod
     def _event_metadata(body: Dict[str, Any]) -> Dict[str, Any]:
@@ -288,7 +310,8 @@ class PortalSlackInput(SlackInput):
 
     async def _accept(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
                       key: Optional[str], text: str, sender_id: Optional[str],
-                      slack_user: Optional[str], metadata: Dict[str, Any]) -> HTTPResponse:
+                      slack_user: Optional[str], metadata: Dict[str, Any],
+                      shared: bool = True) -> HTTPResponse:
         """Run the turn in the background once per event; answer Slack at once."""
         retry = request.headers.get(RETRY_NUM_HEADER)
         if key is None:
@@ -303,9 +326,10 @@ class PortalSlackInput(SlackInput):
                 return response.text("already handled", headers={"X-Slack-No-Retry": "1"})
         if retry:
             logger.info("Slack retry #%s of %s, not seen before: handling it", retry, key)
-        if not sender_id:
+        if not sender_id or not slack_user:
             return response.text("ignored: no sender")
-        message = {"text": text, "sender_id": sender_id, "slack_user": slack_user, "metadata": metadata}
+        message = {"text": text, "sender_id": sender_id, "slack_user": slack_user, "metadata": metadata,
+                   "shared": shared}
         if self.inbox is not None and key is not None:
             try:
                 await self.inbox.put(key, sender_id, message)  # durable before the 200
@@ -326,7 +350,8 @@ class PortalSlackInput(SlackInput):
         if len(text) > self.max_chars:
             await output.send_text_message(sender_id, too_long_text(self.max_chars))
             return
-        message_metadata = dict(metadata, **channel_user_metadata(CHANNEL_NAME, message["slack_user"]))
+        message_metadata = dict(metadata, **channel_user_metadata(CHANNEL_NAME, message["slack_user"],
+                                                                  shared=message.get("shared", True)))
         await on_new_message(UserMessage(text, output, sender_id, input_channel=self.name(),
                                          metadata=message_metadata, message_id=message_id))
 

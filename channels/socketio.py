@@ -6,23 +6,32 @@ forgets it, lets the client choose its session id (and so whose conversation
 it writes to) and stores any metadata the client sends. This channel replaces
 it at the same path (``/socket.io``):
 
-* **Token**: the portal token (supportbot/portal_token.py) comes with the
-  connection, as ``auth={"token": ...}`` or, for rasa-webchat which cannot
-  set ``auth``, as the ``token`` query parameter of the socket URL. A token
-  that does not verify refuses the connection. Every message is checked
-  again, with the token from its ``customData`` (or the connection's): an
-  expired token is refused, a token of another customer drops the connection.
+* **Token, never in a URL**: the portal token (supportbot/portal_token.py)
+  comes with the connection as ``auth={"token": ...}`` (the Socket.IO CONNECT
+  packet, a body). rasa-webchat cannot set ``auth``: its page first posts the
+  token to ``POST /webhooks/socketio/ticket`` and puts the one-time, 60-second
+  connect ticket it gets (channels/widget_tickets.py) in the socket URL as
+  ``ticket``. A ``token`` in the URL, a token that does not verify and a
+  forged, expired or used ticket all refuse the connection. Every message is
+  checked again, with the token from its ``customData`` (or the expiry of the
+  connection's identity): an expired token is refused, a token of another
+  customer drops the connection.
 * **Conversation**: a verified customer's sender id is derived from the
   verified claims (``web-`` + digest), never from the client's session id,
-  and every tab of that customer joins it. A visitor without a token chats
-  anonymously with a session id the server signed (``webanon-``), so a client
-  can only resume a session the server gave it, never a customer's.
+  and every tab of that customer joins it. A visitor without a token gets a
+  signed session key (``webanon-``, ``WIDGET_SESSION_HOURS``) that only their
+  browser keeps; the conversation id is a digest of it, so the id the tracker
+  store and the review console show cannot resume the session, nor act
+  through a channel link made in it.
 * **Metadata**: the client's metadata is dropped. Messages of a verified
   customer carry ``verified_identity`` (the token's claims, never the token).
-* **Origin**: the engine.io handshake and the connect handler both refuse an
-  ``Origin`` not in ``WIDGET_ALLOWED_ORIGINS``.
-* **Size**: messages over ``MAX_MESSAGE_CHARS`` get a polite refusal and never
-  reach the assistant; engine.io drops packets over ``MAX_PACKET_BYTES``.
+* **Origin**: required; the engine.io handshake and the connect handler both
+  refuse an ``Origin`` not in ``WIDGET_ALLOWED_ORIGINS``, and the connect
+  handler and the ticket route refuse a request without one.
+* **Size and rate**: messages over ``MAX_MESSAGE_CHARS`` get a polite refusal
+  and never reach the assistant; engine.io drops packets over
+  ``MAX_PACKET_BYTES``; a connection over ``CHAT_MESSAGES_PER_MINUTE``
+  (channels/rate_limit.py) is asked to slow down.
 
 The channel keeps connections in memory: several Rasa instances need sticky
 sessions (and a shared tracker store).
@@ -30,13 +39,12 @@ sessions (and a shared tracker store).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import datetime as dt
+import json
 import logging
 import re
-import secrets
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text, Tuple
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -53,11 +61,21 @@ from channels.common import (
     max_message_chars,
     too_long_text,
 )
+from channels.dedup import DedupUnavailable, recent_ids
+from channels.rate_limit import SLOW_DOWN, RateLimiter, message_limiter
 from channels.rest import verified_sender_id
+from channels.widget_tickets import (
+    DEFAULT_SESSION_HOURS,
+    AnonymousSessions,
+    ConnectTickets,
+    InvalidTicket,
+    anonymous_conversation_id,
+)
 from supportbot.portal_token import (
     InvalidPortalToken,
     PortalIdentity,
     PortalTokenVerifier,
+    utc_now,
     verifier_from_env,
 )
 
@@ -65,10 +83,9 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "socketio"
 VERIFIED_PREFIX = "web"
-ANONYMOUS_PREFIX = "webanon"
 MAX_PACKET_BYTES = 64 * 1024
 TOKEN_FIELD = "token"
-_ANONYMOUS_ID = re.compile(rf"^{ANONYMOUS_PREFIX}-([0-9a-f]{{32}})-([0-9a-f]{{32}})$")
+TICKET_FIELD = "ticket"
 _BARE_URL = re.compile(r"(?<![(<\[])\bhttps?://[^\s<>()\[\]]+[^\s<>()\[\].,;:!?'\"]")
 
 SIGN_IN_AGAIN = "Your sign-in has expired. Please reload the page to sign in again."
@@ -91,34 +108,6 @@ def allowed_origins_from_env(environ: Optional[Mapping[str, str]] = None) -> Lis
     if not value:
         return default_allowed_origins(environ)
     return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
-
-
-class AnonymousSessions:
-    """Issues and checks the signed session ids of anonymous widget visitors."""
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    @classmethod
-    def for_verifier(cls, verifier: Optional[PortalTokenVerifier]) -> "AnonymousSessions":
-        """Keyed from the portal secret, so ids survive a restart; else a random key."""
-        if verifier is None:
-            return cls(secrets.token_bytes(32))
-        key = hmac.new(verifier.secret.encode(), b"widget-anonymous-session", hashlib.sha256)
-        return cls(key.digest())
-
-    def _signature(self, nonce: str) -> str:
-        return hmac.new(self._key, nonce.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def new(self) -> str:
-        """A fresh session id for a visitor."""
-        nonce = secrets.token_hex(16)
-        return f"{ANONYMOUS_PREFIX}-{nonce}-{self._signature(nonce)}"
-
-    def is_valid(self, session_id: Any) -> bool:
-        """True if ``session_id`` is one this server issued."""
-        match = _ANONYMOUS_ID.match(session_id) if isinstance(session_id, str) else None
-        return bool(match) and hmac.compare_digest(match.group(2), self._signature(match.group(1)))
 
 
 def linkify(text: str) -> str:
@@ -178,9 +167,18 @@ class Connection:
     sender_id: Optional[str] = None
 
 
-def _query_token(environ: Mapping[str, Any]) -> Optional[str]:
-    values = parse_qs(environ.get("QUERY_STRING", "")).get(TOKEN_FIELD)
+def _query_value(environ: Mapping[str, Any], name: str) -> Optional[str]:
+    values = parse_qs(environ.get("QUERY_STRING", "")).get(name)
     return values[0] if values else None
+
+
+def session_hours_from_env(environ: Optional[Mapping[str, str]] = None) -> int:
+    """``WIDGET_SESSION_HOURS``: how long an anonymous visitor's session key lasts (default 12)."""
+    value = env_value("WIDGET_SESSION_HOURS", environ)
+    hours = int(value) if value else DEFAULT_SESSION_HOURS
+    if hours <= 0:
+        raise ValueError("WIDGET_SESSION_HOURS must be a positive number")
+    return hours
 
 
 class PortalSocketIOInput(InputChannel):
@@ -201,6 +199,8 @@ class PortalSocketIOInput(InputChannel):
         socketio_path: Text = "/socket.io",
         metadata_key: Text = "customData",
         anonymous_sessions: Optional[AnonymousSessions] = None,
+        tickets: Optional[ConnectTickets] = None,
+        limiter: Optional[RateLimiter] = None,
     ) -> None:
         self.verifier = verifier
         self.allowed_origins = [origin.rstrip("/") for origin in allowed_origins]
@@ -211,6 +211,8 @@ class PortalSocketIOInput(InputChannel):
         self.socketio_path = socketio_path
         self.metadata_key = metadata_key
         self.anonymous = anonymous_sessions or AnonymousSessions.for_verifier(verifier)
+        self.tickets = tickets or (ConnectTickets.for_verifier(verifier) if verifier else None)
+        self.limiter = limiter or RateLimiter(0)
         self.sio: Optional[AsyncServer] = None
 
     @classmethod
@@ -228,6 +230,11 @@ class PortalSocketIOInput(InputChannel):
             verifier=verifier,
             allowed_origins=allowed_origins_from_env(),
             max_chars=max_message_chars(),
+            anonymous_sessions=AnonymousSessions.for_verifier(
+                verifier, lifetime=dt.timedelta(hours=session_hours_from_env())),
+            tickets=ConnectTickets.for_verifier(verifier, recent_ids("widget-ticket"))
+            if verifier else None,
+            limiter=message_limiter(),
             user_message_evt=credentials.get("user_message_evt", "user_uttered"),
             bot_message_evt=credentials.get("bot_message_evt", "bot_uttered"),
             namespace=credentials.get("namespace"),
@@ -242,9 +249,9 @@ class PortalSocketIOInput(InputChannel):
     # --- checks -------------------------------------------------------------
 
     def origin_allowed(self, origin: Optional[str]) -> bool:
-        """A browser's Origin must be listed; clients that send none (not browsers) pass."""
+        """The Origin must be sent and listed (a client without one is refused)."""
         if not origin:
-            return True
+            return False
         return "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins
 
     def identify(self, token: Optional[str]) -> Optional[PortalIdentity]:
@@ -259,13 +266,38 @@ class PortalSocketIOInput(InputChannel):
             raise InvalidPortalToken("portal tokens are not configured")
         return self.verifier.verify(token)
 
-    def sender_for(self, connection: Connection, requested: Any) -> str:
-        """The conversation a connection joins: the customer's, or a signed anonymous one."""
+    def session_for(self, connection: Connection, requested: Any) -> Tuple[str, str]:
+        """(session id for the client, conversation id) of a ``session_request``.
+
+        A customer's conversation is derived from the verified claims, whatever
+        the client asks for. An anonymous visitor resumes the session key they
+        hold if this server signed it and it has not expired, else gets a new
+        one; their conversation id is a digest of the key, never the key.
+        """
         if connection.identity is not None:
-            return verified_sender_id(VERIFIED_PREFIX, connection.identity)
-        if self.anonymous.is_valid(requested):
-            return str(requested)
-        return self.anonymous.new()
+            sender_id = verified_sender_id(VERIFIED_PREFIX, connection.identity)
+            return sender_id, sender_id
+        key = str(requested) if self.anonymous.is_valid(requested) else self.anonymous.new()
+        return key, anonymous_conversation_id(key)
+
+    async def identify_connection(self, environ: Mapping[str, Any],
+                                  auth: Any) -> Tuple[Optional[PortalIdentity], Optional[str]]:
+        """The customer of a new connection and their token, from ``auth`` or a connect ticket.
+
+        Raises:
+            InvalidPortalToken: a token in the URL, or a token that does not verify.
+            InvalidTicket: a connect ticket that is forged, expired or used.
+        """
+        if _query_value(environ, TOKEN_FIELD):
+            raise InvalidPortalToken("portal token in the socket URL")
+        auth = auth if isinstance(auth, dict) else {}
+        ticket = auth.get(TICKET_FIELD) or _query_value(environ, TICKET_FIELD)
+        if ticket:
+            if self.tickets is None:
+                raise InvalidTicket("portal tokens are not configured")
+            return await self.tickets.redeem(ticket), None
+        token = auth.get(TOKEN_FIELD)
+        return self.identify(token), token
 
     # --- routes and events --------------------------------------------------
 
@@ -285,6 +317,10 @@ class PortalSocketIOInput(InputChannel):
         async def health(_request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        @blueprint.route("/ticket", methods=["POST"])
+        async def ticket(request: Request) -> HTTPResponse:
+            return await self._issue_ticket(request)
+
         @blueprint.listener("before_server_stop")
         async def close_sockets(_app: Any, _loop: Any) -> None:
             # Widgets see the server leave at once and reconnect when it is back.
@@ -297,26 +333,33 @@ class PortalSocketIOInput(InputChannel):
             if not self.origin_allowed(environ.get("HTTP_ORIGIN")):
                 logger.warning("Widget connection refused: origin not allowed")
                 raise SocketConnectionRefused("origin not allowed")
-            token = auth.get(TOKEN_FIELD) if isinstance(auth, dict) else None
-            token = token or _query_token(environ)
             try:
-                identity = self.identify(token)
+                identity, token = await self.identify_connection(environ, auth)
             except InvalidPortalToken as error:
                 logger.warning("Widget connection refused: invalid portal token (%s)", error)
                 raise SocketConnectionRefused("invalid or expired portal token") from None
+            except InvalidTicket as error:
+                logger.warning("Widget connection refused: %s", error)
+                raise SocketConnectionRefused("invalid or expired connect ticket") from None
+            except DedupUnavailable:
+                raise SocketConnectionRefused("the chat is unavailable, try again") from None
             await sio.save_session(sid, Connection(identity, token), namespace=namespace)
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str) -> None:
+            self.limiter.forget(sid)
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: Any = None) -> None:
             connection: Connection = await sio.get_session(sid, namespace=namespace)
             requested = data.get("session_id") if isinstance(data, dict) else None
-            sender_id = self.sender_for(connection, requested)
+            session_id, sender_id = self.session_for(connection, requested)
             if connection.sender_id and connection.sender_id != sender_id:
                 await sio.leave_room(sid, connection.sender_id, namespace=namespace)
             connection.sender_id = sender_id
             await sio.save_session(sid, connection, namespace=namespace)
             await sio.enter_room(sid, sender_id, namespace=namespace)
-            await sio.emit("session_confirm", {"session_id": sender_id}, room=sid,
+            await sio.emit("session_confirm", {"session_id": session_id}, room=sid,
                            namespace=namespace)
 
         @sio.on(self.user_message_evt, namespace=namespace)
@@ -332,6 +375,10 @@ class PortalSocketIOInput(InputChannel):
                 return
             if len(text) > self.max_chars:
                 await self._tell(sid, too_long_text(self.max_chars))
+                return
+            if not self.limiter.allow(sid):
+                logger.warning("Widget message refused: over the message rate limit")
+                await self._tell(sid, SLOW_DOWN)
                 return
             metadata = await self._message_metadata(sid, connection, data.get(self.metadata_key))
             if metadata is None:
@@ -358,7 +405,8 @@ class PortalSocketIOInput(InputChannel):
                 return None
             return {}
         try:
-            identity = self.identify(sent_token or connection.token)
+            identity = self.identify(sent_token or connection.token) \
+                if (sent_token or connection.token) else self._unexpired(connection.identity)
         except InvalidPortalToken as error:
             logger.info("Widget message refused: portal token no longer valid (%s)", error)
             await self._tell(sid, SIGN_IN_AGAIN)
@@ -372,6 +420,42 @@ class PortalSocketIOInput(InputChannel):
             connection.token = sent_token  # the portal refreshed it: same customer, later expiry
             await self.sio.save_session(sid, connection, namespace=self.namespace)
         return {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel=CHANNEL_NAME)}
+
+    @staticmethod
+    def _unexpired(identity: PortalIdentity) -> PortalIdentity:
+        """A ticket connection's identity while its portal token would still be valid."""
+        if identity.expires_at <= utc_now():
+            raise InvalidPortalToken("the portal token has expired")
+        return identity
+
+    async def _issue_ticket(self, request: Request) -> HTTPResponse:
+        """``POST /ticket`` with body ``{"token": ...}`` from an allowed page: a connect ticket.
+
+        The body is sent as ``text/plain`` (a CORS "simple" request, no
+        preflight); the answer carries ``Access-Control-Allow-Origin``.
+        """
+        origin = request.headers.get("Origin")
+        if not self.origin_allowed(origin):
+            return response.json({"error": "origin not allowed"}, status=403)
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Cache-Control": "no-store"}
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            body = None
+        token = body.get(TOKEN_FIELD) if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            return response.json({"error": "send {\"token\": ...}"}, status=400, headers=cors)
+        try:
+            identity = self.identify(token)
+            if self.tickets is None:
+                raise InvalidPortalToken("portal tokens are not configured")
+        except InvalidPortalToken as error:
+            logger.warning("Widget ticket refused: invalid portal token (%s)", error)
+            return response.json({"error": "invalid or expired portal token"}, status=401,
+                                 headers=cors)
+        return response.json({"ticket": self.tickets.issue(identity),
+                              "expires_in": self.tickets.lifetime_seconds}, headers=cors)
 
     def _engineio_origin_check(self, origin: Optional[str],
                                _environ: Optional[Dict[str, Any]] = None) -> bool:

@@ -10,8 +10,9 @@ every update. This channel:
   ``TELEGRAM_WEBHOOK_SECRET``); without them its routes answer 503;
 * creates the bot (and its HTTP session) lazily inside the server's own event
   loop and closes it when the server stops;
-* refuses any update whose ``X-Telegram-Bot-Api-Secret-Token`` header is not
-  the webhook secret, and registers the webhook with that secret at start-up
+* refuses to start with a webhook secret under 32 characters, refuses any
+  update whose ``X-Telegram-Bot-Api-Secret-Token`` header is not the webhook
+  secret, and registers the webhook with that secret at start-up
   when ``TELEGRAM_WEBHOOK_URL`` is set;
 * talks to ``TELEGRAM_API_BASE_URL`` (default ``https://api.telegram.org``);
 * handles private chats only (text messages and button presses), ignores edits,
@@ -62,8 +63,9 @@ logger = logging.getLogger(__name__)
 CHANNEL_NAME = "telegram"
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Telegram: 1-256 characters, A-Z, a-z, 0-9, _ and -.
+# Telegram: 1-256 characters, A-Z, a-z, 0-9, _ and -; we want at least 32 (guessing must be hopeless).
 _SECRET_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+MIN_SECRET_CHARS = 32
 MAX_CALLBACK_DATA_BYTES = 64
 START_COMMAND = "/start"
 START_PAYLOAD = "/greet"
@@ -122,6 +124,10 @@ class PortalTelegramInput(InputChannel):
         if webhook_secret and not _SECRET_FORMAT.match(webhook_secret):
             raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, "
                              "0-9, _ and -")
+        if webhook_secret and len(webhook_secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"TELEGRAM_WEBHOOK_SECRET is {len(webhook_secret)} characters long; it "
+                             f"must be at least {MIN_SECRET_CHARS} (for example: python -c "
+                             "\"import secrets; print(secrets.token_urlsafe(32))\")")
         self.access_token = access_token
         self.webhook_secret = webhook_secret
         self.server = TelegramAPIServer.from_base(api_base_url)

@@ -82,7 +82,7 @@ def render_nginx_config(*, listen: str, action_listen: str, rasa_servers: Sequen
         action_servers: ``host:port`` of every action server.
         run_dir: Folder of the pid and temp files.
         error_log: Error log path (or ``stderr``).
-        access_log: Access log path, or ``off``.
+        access_log: Access log path (lines without query strings), or ``off``.
         worker_processes: nginx worker processes (``auto`` in production).
         debug_headers: Add ``X-Upstream`` (the instance that answered) to the
             front's responses; for local runs and tests only.
@@ -93,7 +93,8 @@ def render_nginx_config(*, listen: str, action_listen: str, rasa_servers: Sequen
     values = {
         "LISTEN": listen, "ACTION_LISTEN": action_listen,
         "RASA_SERVERS": servers(rasa_servers), "ACTION_SERVERS": servers(action_servers),
-        "RUN_DIR": run_dir, "ERROR_LOG": error_log, "ACCESS_LOG": access_log,
+        "RUN_DIR": run_dir, "ERROR_LOG": error_log,
+        "ACCESS_LOG": access_log if access_log == "off" else f"{access_log} without_query",
         "WORKER_PROCESSES": worker_processes,
         "DEBUG_HEADERS": "        add_header X-Upstream $upstream_addr always;" if debug_headers else "",
     }
@@ -316,7 +317,8 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
             _start(cluster, f"rasa-{index}",
                    _spec_argv("rasa", base, RASA_PORT=rasa_port, RASA_HOST="127.0.0.1",
                               ACTION_ENDPOINT_URL=action_endpoint_url),
-                   dict(base, ACTION_ENDPOINT_URL=action_endpoint_url))
+                   # behind nginx: the client's address from X-Forwarded-For (channels/rest.py)
+                   dict(base, ACTION_ENDPOINT_URL=action_endpoint_url, SANIC_PROXIES_COUNT="1"))
         health = [f"{u}/health" for u in cluster.action_urls] + [f"{u}/" for u in cluster.rasa_urls]
         up = wait_until_up(health, timeout=ready_timeout, processes=list(cluster.processes.values()))
         if up:  # nginx last: a server refusing connections would be marked down for a while

@@ -36,14 +36,19 @@ environment first.
 | ``HELPDESK_KIND`` | ``generic`` | ``generic`` (the documented JSON API) or ``zendesk`` (Zendesk Tickets API) |
 | ``HELPDESK_TIMEOUT`` | ``10`` | seconds for connecting to the helpdesk and for its answer |
 | ``MAX_MESSAGE_CHARS`` | ``2000`` | longest message the channels accept |
+| ``MAX_REQUEST_BYTES`` | ``65536`` | largest request body the Rasa server reads; larger ones get 413 before any JSON is parsed (supportbot/log_redaction.py) |
+| ``ACTION_MAX_REQUEST_BYTES`` | ``16777216`` | largest request body the action server reads (Rasa sends it whole conversation trackers) |
 | ``WIDGET_ALLOWED_ORIGINS`` | ``http://127.0.0.1:{WEB_PORT},http://localhost:{WEB_PORT}`` | comma-separated origins of the pages allowed to open the widget's Socket.IO connection (channels/socketio.py) |
 | ``WIDGET_SOCKET_URL`` | the Rasa server's URL (``http://127.0.0.1:{RASA_PORT}``) | where the widget page's browser reaches Rasa's Socket.IO endpoint |
 | ``WIDGET_DEMO_LOGIN`` | ``0`` | ``1`` lets the widget page issue a portal token for any account typed in: local demos only; it runs only with the development ``PORTAL_TOKEN_SECRET`` of ``var/`` and a loopback ``WEB_HOST`` (supportbot/portal_token.py) |
+| ``WIDGET_SESSION_HOURS`` | ``12`` | how long an anonymous widget visitor's signed session key lasts; the conversation id is a digest of it (channels/widget_tickets.py) |
+| ``CHAT_MESSAGES_PER_MINUTE`` | ``30`` | messages per minute one widget connection or one REST sender may send; over it the customer is asked to slow down (channels/rate_limit.py); ``0``: no limit |
+| ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` | ``0`` (no limit) | messages per minute from one client address on the REST channel; off by default because the chat page relays all its visitors from one address: set it (e.g. ``300``) where clients call the REST channel directly |
 | ``SLACK_BOT_TOKEN`` | (none: Slack off, its webhook answers 503) | Slack bot token (``xoxb-...``) |
 | ``SLACK_SIGNING_SECRET`` | (none: Slack off) | Slack app's signing secret; every request's signature is checked with it |
 | ``SLACK_API_BASE_URL`` | ``https://slack.com/api/`` | Slack Web API base URL |
 | ``TELEGRAM_BOT_TOKEN`` | (none: Telegram off, its webhook answers 503) | Telegram bot token from @BotFather |
-| ``TELEGRAM_WEBHOOK_SECRET`` | (none: Telegram off) | secret Telegram must send in ``X-Telegram-Bot-Api-Secret-Token`` (1-256 of ``A-Z a-z 0-9 _ -``) |
+| ``TELEGRAM_WEBHOOK_SECRET`` | (none: Telegram off) | secret Telegram must send in ``X-Telegram-Bot-Api-Secret-Token`` (32-256 of ``A-Z a-z 0-9 _ -``; start-up refuses a shorter one) |
 | ``TELEGRAM_BOT_USERNAME`` | (none) | the bot's @username, removed from commands such as ``/start@name`` |
 | ``TELEGRAM_WEBHOOK_URL`` | (none: not registered) | public HTTPS URL of ``/webhooks/telegram/webhook``; when set, the webhook (with its secret) is registered at start-up |
 | ``TELEGRAM_API_BASE_URL`` | ``https://api.telegram.org`` | Telegram Bot API base URL |

@@ -7,7 +7,9 @@ The chat page server (supportbot/chatpage.py) serves, all from this machine:
 * ``/widget/webchat.js``: rasa-webchat's bundle from ``web/node_modules``
   (installed by ``make web`` with ``npm ci``), with its Google Fonts
   ``@import`` removed so the page loads nothing from outside;
-* ``/widget/config``: where the socket is and whether demo sign-in is on;
+* ``/widget/config``: where the socket is, where the page exchanges the
+  portal token for a one-time connect ticket (channels/socketio.py; the token
+  itself never goes in the socket URL) and whether demo sign-in is on;
 * ``/widget/demo-login`` (only registered with ``WIDGET_DEMO_LOGIN=1``, the
   development portal secret and a loopback ``WEB_HOST``; its tokens carry the
   demo issuer, which verifiers reject everywhere else): a stand-in for
@@ -115,6 +117,7 @@ async def widget_config(request: web.Request) -> web.Response:
     return web.json_response({
         "socketUrl": config.socket_url,
         "socketPath": config.socket_path,
+        "ticketUrl": f"{config.socket_url}/webhooks/socketio/ticket",
         "demoLogin": config.demo_login,
     })
 

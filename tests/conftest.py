@@ -13,6 +13,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import requests
 
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.runner import free_port, wait_until_up
 from supportbot.settings import PROJECT_ROOT
 
@@ -121,6 +122,9 @@ def assistant_env(tmp_dir: Path) -> Dict[str, str]:
         "MAIL_BACKEND": "file",
         "MAIL_DIR": str(tmp_dir / "mail"),
         "DEMO_DATA": "1",  # the tests sign in as the demo accounts
+        # tests play many customers from one address and one token in quick succession;
+        # the limits themselves are tested in tests/channels/test_rate_limits.py
+        **RATE_LIMITS_OFF,
     }
 
 

@@ -22,6 +22,7 @@ import requests
 import sqlalchemy as sa
 
 from accounts.models import AuditEvent, SupportRequest, SupportRequestMessage
+from channels.rest import anonymous_sender_id
 from tests.conftest import RunningAssistant, assistant_env, start_assistant, stop_process, wait_for
 from tests.conftest import reply_texts as texts
 from tests.console.conftest import LEAD_EMAIL, LEAD_PASSWORD, create_lead, csrf_of
@@ -167,7 +168,7 @@ def test_a_support_lead_gives_the_conversation_back_from_the_console(desk: Desk)
     sender = f"button-{uuid.uuid4().hex}"
     reference, ident = desk.hand_over(sender)
     lead = desk.lead()
-    conversation = f"anon-{sender}"  # channels/rest.py namespaces anonymous senders
+    conversation = anonymous_sender_id(sender, "127.0.0.1")  # channels/rest.py scopes anonymous senders
     page = lead.get(f"{desk.assistant.console_url}/conversation", params={"id": conversation}, timeout=10)
     assert page.status_code == 200
     assert reference in page.text and "delivered" in page.text and "Give back to the assistant" in page.text
@@ -210,7 +211,7 @@ def test_leads_see_delivery_status_and_retry_a_rejected_delivery(desk: Desk):
     row = re.search(rf'<tr data-request="{ident}">(.*?)</tr>', failed.text, re.S)
     assert row, failed.text[:2000]
     assert reference in row.group(1) and "failed" in row.group(1) and "HTTP 400" in row.group(1)
-    assert f'href="/conversation?id=anon-{sender}"' in row.group(1)
+    assert f'href="/conversation?id={anonymous_sender_id(sender, "127.0.0.1")}"' in row.group(1)
     assert "Retry delivery" in row.group(1)
     delivered = lead.get(f"{desk.assistant.console_url}/support-requests", params={"delivery": "delivered"},
                          timeout=10)

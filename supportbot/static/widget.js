@@ -1,14 +1,18 @@
 // Starts the rasa-webchat widget on the portal stand-in page (/widget).
 // The portal token (from the demo sign-in here; from the portal itself in
-// production) goes in the socket URL, checked when the socket connects, and in
-// customData, checked with every message. The conversation and the token are
-// kept in sessionStorage: they survive a reload and end with the tab.
+// production) never goes in a URL (proxies log URLs): it is exchanged, in a
+// POST body, for a one-time connect ticket that goes in the socket URL, and it
+// is sent in customData, checked with every message. A refused ticket (used,
+// e.g. on reconnection, or expired) is replaced by a fresh one. The
+// conversation and the token are kept in sessionStorage: they survive a
+// reload and end with the tab.
 (function () {
   "use strict";
   var TOKEN_KEY = "portal_token";
   var USER_KEY = "portal_user";
   var WIDGET_SESSION_KEY = "chat_session"; // rasa-webchat's stored conversation
   var status = document.getElementById("widget-status");
+  var signInAgain = "The chat could not connect: your sign-in is not valid any more. Please sign in again.";
 
   function showStatus(text, isError) {
     status.textContent = text;
@@ -57,11 +61,29 @@
     });
   }
 
-  function startWidget(config, token) {
+  function connectTicket(config, token) {
+    return fetch(config.ticketUrl, {
+      method: "POST",
+      headers: { "Content-Type": "text/plain" },
+      credentials: "omit",
+      body: JSON.stringify({ token: token })
+    }).then(function (response) {
+      return response.json().then(function (reply) {
+        if (!response.ok || !reply.ticket) { throw new Error(reply.error || "ticket refused"); }
+        return reply.ticket;
+      });
+    });
+  }
+
+  function ticketUrl(config, ticket) {
+    return config.socketUrl + "/?ticket=" + encodeURIComponent(ticket);
+  }
+
+  function startWidget(config, token, socketUrl) {
     var user = signedInUser();
+    var ticketRetries = 0;
     document.getElementById("signed-in-as").textContent =
       token && user ? "Signed in as " + user.email : "Not signed in";
-    var socketUrl = config.socketUrl + (token ? "/?token=" + encodeURIComponent(token) : "");
     window.WebChat.default({
       initPayload: "/greet",
       socketUrl: socketUrl,
@@ -78,11 +100,25 @@
       hideWhenNotConnected: false,
       customMessageDelay: function () { return 150; },
       onSocketEvent: {
-        connect: function () { if (status.className.indexOf("error") >= 0) { showStatus(""); } },
+        connect: function () {
+          ticketRetries = 0;
+          if (status.className.indexOf("error") >= 0) { showStatus(""); }
+        },
         connect_error: function (error) {
-          var refused = error && /token/.test(error.message || "");
+          var socket = this;
+          if (token && error && /ticket/.test(error.message || "") && ticketRetries < 3) {
+            // The ticket was used (a reconnection) or expired: connect again with a new one.
+            ticketRetries += 1;
+            connectTicket(config, token).then(function (ticket) {
+              socket.io.uri = ticketUrl(config, ticket);
+              socket.disconnect();
+              socket.connect();
+            }).catch(function () { showStatus(signInAgain, true); });
+            return;
+          }
+          var refused = error && /token|ticket/.test(error.message || "");
           showStatus(refused
-            ? "The chat could not connect: your sign-in is not valid any more. Please sign in again."
+            ? signInAgain
             : "The chat could not connect. Please try again in a moment.", true);
         }
       }
@@ -94,7 +130,14 @@
     .then(function (config) {
       var token = sessionStorage.getItem(TOKEN_KEY);
       setUpDemoLogin(config, token);
-      startWidget(config, token);
+      if (!token) { startWidget(config, null, config.socketUrl); return; }
+      connectTicket(config, token)
+        .then(function (ticket) { startWidget(config, token, ticketUrl(config, ticket)); })
+        .catch(function () {
+          // The token was refused: the widget shows, but cannot connect as anyone.
+          showStatus(signInAgain, true);
+          startWidget(config, token, ticketUrl(config, "refused"));
+        });
     })
     .catch(function () { showStatus("The chat is not available right now.", true); });
 })();

@@ -11,8 +11,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SessionStarted, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 
+from accounts import channel_links
 from accounts.db import make_session_factory, upgrade
 from accounts.deps import Deps
+from accounts.results import Refused
+from actions import messages
 from actions.account_store import use_deps
 from actions.closing import ActionCheckClosure, ActionCloseAccount
 from actions.currency import ActionChangeCurrency, ActionCheckCurrencyChange
@@ -188,3 +191,35 @@ def test_an_unexpected_failure_is_reported_and_handed_to_a_person(store, monkeyp
     with store.factory() as session:
         request = session.execute(sa.select(SupportRequest)).scalar_one()
     assert (request.account_id, request.reason) == (account_id, "close_account:action_failed")
+
+
+def slack_tracker(chat_user_id: str, shared: bool, slots: Optional[Dict[str, Any]] = None) -> Tracker:
+    """A message from a Slack user (a direct message, or a channel others read)."""
+    user_meta: Dict[str, Any] = {"channel": "slack", "channel_user_id": chat_user_id}
+    if shared:
+        user_meta["shared"] = True
+    parse = {"intent": {"name": "close_account", "confidence": 0.99}, "entities": [], "text": "..."}
+    user = UserUttered("...", parse_data=parse, input_channel="slack")
+    user.update(metadata={"channel_user": user_meta}, message_id="m1")
+    return Tracker("U1", slots or {}, parse, [SessionStarted(), user], False, None, {}, "action_listen")
+
+
+def test_a_linked_slack_user_is_sent_to_a_direct_message_from_a_shared_channel(store):
+    account_id, email = store.create_customer()
+    link_deps = Deps(session_factory=store.factory, codes=lambda: "246813")
+    channel_links.request_link(link_deps, channel="slack", channel_user_id="T1:U1", email=email,
+                               idempotency_key="request-1")
+    assert not isinstance(channel_links.confirm_link(
+        link_deps, channel="slack", channel_user_id="T1:U1", code="246813",
+        idempotency_key="confirm-1"), Refused)
+
+    events, text = run(ActionCheckClosure(), slack_tracker("T1:U1", shared=False))
+    assert slot(events, "operation_check") == "allowed"  # the link acts in a direct message
+
+    events, text = run(ActionCheckClosure(), slack_tracker("T1:U1", shared=True))
+    assert slot(events, "operation_check") == "blocked" and text == messages.DIRECT_MESSAGE_ONLY
+    events, text = run(ActionCloseAccount(), slack_tracker("T1:U1", shared=True,
+                                                           slots={"confirmed": True}))
+    assert text == messages.DIRECT_MESSAGE_ONLY
+    assert slot(events, "last_operation") == {"operation": "close_account", "outcome": "refused",
+                                              "reason": "shared_channel"}

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -34,7 +35,7 @@ SLACK_BOT_TOKEN = "xoxb-test-bot-token"
 SLACK_SIGNING_SECRET = "test-slack-signing-secret"
 SLACK_BOT_USER = "UPORTALBOT"
 TELEGRAM_BOT_TOKEN = "123456:TEST-telegram-bot-token"
-TELEGRAM_WEBHOOK_SECRET = "test_webhook_secret-42"
+TELEGRAM_WEBHOOK_SECRET = "test_webhook_secret-42_" + "t" * 16
 TELEGRAM_BOT_USERNAME = "portal_support_bot"
 TELEGRAM_WEBHOOK_URL = "https://bot.portal.example/webhooks/telegram/webhook"
 RASA_API_TOKEN = "test-api-token-" + "y" * 16
@@ -104,6 +105,22 @@ def slack_signature_headers(body: bytes, secret: str,
     base = f"v0:{timestamp}:".encode() + body
     digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+def post_rest_from(rasa_url: str, address: str, sender: str, text: str) -> List[Dict[str, Any]]:
+    """POST one anonymous message to the REST channel from the loopback ``address`` (127.x.y.z)."""
+    url = urlsplit(rasa_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30,
+                                            source_address=(address, 0))
+    try:
+        connection.request("POST", "/webhooks/rest/webhook",
+                           body=json.dumps({"sender": sender, "message": text}),
+                           headers={"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        assert reply.status == 200, reply.read()
+        return json.loads(reply.read())
+    finally:
+        connection.close()
 
 
 def unique(prefix: str) -> str:

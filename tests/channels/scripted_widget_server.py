@@ -2,7 +2,9 @@
 
 ``python -m tests.channels.scripted_widget_server PORT ALLOWED_ORIGIN`` serves
 ``channels.socketio.PortalSocketIOInput`` (the real channel and its output)
-on 127.0.0.1:PORT. Instead of Rasa, every message gets the same replies, one
+on 127.0.0.1:PORT (with ``PORTAL_TOKEN_SECRET``, for signed-in customers
+too; with ``REDIS_URL``, used connect tickets are remembered across a
+restart). Instead of Rasa, every message gets the same replies, one
 of each kind the widget must render: a text with a link, an image, buttons
 (one of them a link) and quick replies. A picked choice is echoed back.
 """
@@ -15,7 +17,10 @@ from typing import Any, Dict, List
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
+from channels.dedup import recent_ids
 from channels.socketio import PortalSocketIOInput
+from channels.widget_tickets import ConnectTickets
+from supportbot.portal_token import verifier_from_env
 
 GUIDE_URL = "https://portal.example/help/guide"
 HELP_CENTRE_URL = "https://portal.example/help"
@@ -50,7 +55,10 @@ async def scripted_turn(message: UserMessage) -> None:
 
 def main(port: int, allowed_origin: str) -> None:
     """Serve until terminated."""
-    channel = PortalSocketIOInput(verifier=None, allowed_origins=[allowed_origin], max_chars=2000)
+    verifier = verifier_from_env()  # PORTAL_TOKEN_SECRET set: signed-in customers, connect tickets
+    tickets = ConnectTickets.for_verifier(verifier, recent_ids("widget-ticket")) if verifier else None
+    channel = PortalSocketIOInput(verifier=verifier, allowed_origins=[allowed_origin], max_chars=2000,
+                                  tickets=tickets)
     app = Sanic("scripted_widget_server")
     app.blueprint(channel.blueprint(scripted_turn), url_prefix="/webhooks/socketio")
     app.run(host="127.0.0.1", port=port, access_log=False)

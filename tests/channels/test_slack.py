@@ -9,6 +9,10 @@ from typing import Any, Dict, List
 
 import pytest
 
+from accounts import channel_links
+from accounts.db import make_session_factory
+from accounts.deps import Deps
+from accounts.results import Refused
 from actions import messages
 from tests.channels.conftest import (
     SLACK_BOT_TOKEN,
@@ -19,6 +23,7 @@ from tests.channels.conftest import (
     unique,
 )
 from tests.channels.fakes import Call
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +99,11 @@ def test_a_direct_message_is_answered_through_the_configured_web_api(channels: C
     [reply] = channels.slack.wait_for(channels.slack.messages_to(dm))
     assert "one-time password" in reply.params["text"]
     assert reply.headers["Authorization"] == f"Bearer {SLACK_BOT_TOKEN}"
-    [user_event] = [e for e in channels.tracker_events(user) if e["event"] == "user"]
-    assert user_event["metadata"]["channel_user"] == {"channel": "slack", "channel_user_id": user}
+    said = lambda: [e for e in channels.tracker_events(user) if e["event"] == "user"]  # noqa: E731
+    assert wait_for(lambda: len(said()) == 1)  # stored when the turn ends, after the reply
+    [user_event] = said()
+    assert user_event["metadata"]["channel_user"] == {"channel": "slack",
+                                                      "channel_user_id": f"{TEAM}:{user}"}
     assert "verified_identity" not in user_event["metadata"]
 
 
@@ -182,3 +190,57 @@ def test_an_overlong_message_gets_a_polite_refusal(channels: ChannelAssistant):
     [reply] = channels.slack.wait_for(channels.slack.messages_to(dm))
     assert "too long" in reply.params["text"] and "2000 characters" in reply.params["text"]
     assert not [e for e in channels.tracker_events(user) if e["event"] == "user"]
+
+
+def channel_mention(text: str, user: str, channel: str, team: str = TEAM) -> Dict[str, Any]:
+    """An ``app_mention`` in a shared channel (``<@bot> text``), as the Events API delivers it."""
+    event = message_event(f"<@{SLACK_BOT_USER}> {text}", user, channel)
+    event["team_id"] = team
+    event["event"].update(type="app_mention", team=team)
+    del event["event"]["channel_type"]
+    return event
+
+
+def link_slack_user(channels: ChannelAssistant, chat_user_id: str, email: str) -> None:
+    """Link a Slack identity to ``email``'s account through the domain, as the link form does."""
+    accounts_db = f"sqlite:///{channels.running.log_path.parent / 'accounts.db'}"
+    deps = Deps(session_factory=make_session_factory(accounts_db), codes=lambda: "246813")
+    key = uuid.uuid4().hex
+    channel_links.request_link(deps, channel="slack", channel_user_id=chat_user_id, email=email,
+                               idempotency_key=f"request-{key}")
+    linked = channel_links.confirm_link(deps, channel="slack", channel_user_id=chat_user_id,
+                                        code="246813", idempotency_key=f"confirm-{key}")
+    assert not isinstance(linked, Refused), linked
+
+
+def test_a_linked_slack_user_gets_account_details_only_in_a_direct_message(
+    channels: ChannelAssistant
+):
+    user, dm, shared = unique("U"), unique("D"), unique("C")
+    link_slack_user(channels, f"{TEAM}:{user}", "clean@demo.example")
+
+    channels.slack_event(message_event("i'd like to close my account pls", user, dm))
+    checked = channels.slack.wait_for(channels.slack.messages_to(dm))[0]
+    assert "I've checked your account" in checked.params["text"]
+
+    channels.slack_event(channel_mention("close my account", user, shared))
+    replies = texts(channels.slack.wait_for(channels.slack.messages_to(shared)))
+    assert replies == [messages.DIRECT_MESSAGE_ONLY]
+    # (the reply is posted during the turn; the tracker is stored when it ends)
+    said = lambda: [e for e in channels.tracker_events(user) if e["event"] == "user"]  # noqa: E731
+    assert wait_for(lambda: len(said()) == 2)
+    assert said()[-1]["metadata"]["channel_user"] == {
+        "channel": "slack", "channel_user_id": f"{TEAM}:{user}", "shared": True}
+
+
+def test_a_slack_link_holds_for_its_workspace_only(channels: ChannelAssistant):
+    user, dm = unique("U"), unique("D")
+    link_slack_user(channels, f"TOTHERWORKSPACE:{user}", "clean@demo.example")
+
+    # The same user id in our workspace is somebody else: anonymous, the FAQ answer.
+    channels.slack_event(message_event("close my account", user, dm))
+    [reply] = channels.slack.wait_for(channels.slack.messages_to(dm))
+    assert "I've checked your account" not in reply.params["text"]
+    said = lambda: [e for e in channels.tracker_events(user) if e["event"] == "user"]  # noqa: E731
+    assert wait_for(lambda: len(said()) == 1)
+    assert said()[0]["metadata"]["channel_user"]["channel_user_id"] == f"{TEAM}:{user}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import queue
@@ -13,6 +14,7 @@ import socketio
 
 from actions import messages
 from channels.rest import verified_sender_id
+from channels.widget_tickets import anonymous_conversation_id
 from supportbot.portal_token import PortalTokenVerifier
 from tests.channels.conftest import ChannelAssistant
 
@@ -27,7 +29,7 @@ class WidgetClient:
     """A Socket.IO client that speaks like rasa-webchat (events, customData)."""
 
     def __init__(self, channels: ChannelAssistant, token: Optional[str] = None,
-                 token_in: str = "query", origin: Optional[str] = None) -> None:
+                 token_in: str = "ticket", origin: Optional[str] = None) -> None:
         self.url = channels.rasa_url
         self.token, self.token_in = token, token_in
         self.origin = origin if origin is not None else channels.web_url
@@ -41,8 +43,8 @@ class WidgetClient:
 
     def connect(self) -> "WidgetClient":
         url, auth = self.url, None
-        if self.token and self.token_in == "query":
-            url = f"{self.url}/?token={self.token}"
+        if self.token and self.token_in == "ticket":  # as the widget page does
+            url = f"{self.url}/?ticket={connect_ticket(self.url, self.origin, self.token)}"
         elif self.token:
             auth = {"token": self.token}
         self.sio.connect(url, headers={"Origin": self.origin}, auth=auth,
@@ -80,6 +82,15 @@ class WidgetClient:
             self.sio.eio.disconnect(abort=True)
 
 
+def connect_ticket(rasa_url: str, origin: str, token: str) -> str:
+    """Exchange a portal token for a connect ticket, as widget.js does (text/plain, no preflight)."""
+    answer = requests.post(f"{rasa_url}/webhooks/socketio/ticket", data=json.dumps({"token": token}),
+                           headers={"Origin": origin, "Content-Type": "text/plain"}, timeout=10)
+    answer.raise_for_status()
+    assert answer.headers["Access-Control-Allow-Origin"] == origin
+    return answer.json()["ticket"]
+
+
 def text_has(fragment: str) -> Callable[[Dict[str, Any]], bool]:
     return lambda reply: fragment in reply.get("text", "")
 
@@ -111,7 +122,7 @@ def test_a_customer_gets_their_own_conversation_in_every_tab_whatever_session_th
 
     first_tab = clients(channels, token=token, token_in="auth")
     assert first_tab.start_session(someone_else) == own
-    second_tab = clients(channels, token=token, token_in="query")
+    second_tab = clients(channels, token=token, token_in="ticket")
     assert second_tab.start_session(None) == own
 
     first_tab.say("what is two-factor authentication?")
@@ -143,21 +154,24 @@ def test_the_conversation_holds_the_verified_identity_and_nothing_the_client_mad
     assert token not in channels.log_text()
 
 
-def handshake(channels: ChannelAssistant, origin: str, token: Optional[str] = None) -> str:
+def handshake(channels: ChannelAssistant, origin: Optional[str], token: Optional[str] = None,
+              query: Optional[Dict[str, str]] = None) -> str:
     """Open a Socket.IO session by hand (engine.io v4 long-polling, as the widget starts).
 
-    Returns the server's answer to the namespace connect ("40..." accepted,
-    "44..." refused), or "HTTP <status>" if the engine.io handshake is refused.
+    ``token`` goes in the CONNECT packet's auth, ``query`` in the URL. Returns
+    the server's answer to the namespace connect ("40..." accepted, "44..."
+    refused), or "HTTP <status>" if the engine.io handshake is refused.
     (python-socketio's client is not used here: after a refusal it waits for
     its pending poll, up to 45 s.)
     """
-    url, headers = f"{channels.rasa_url}/socket.io/", {"Origin": origin}
-    params = {"EIO": "4", "transport": "polling", **({"token": token} if token else {})}
+    url, headers = f"{channels.rasa_url}/socket.io/", {"Origin": origin} if origin else {}
+    params = {"EIO": "4", "transport": "polling", **(query or {})}
     opened = requests.get(url, params=params, headers=headers, timeout=10)
     if opened.status_code != 200:
         return f"HTTP {opened.status_code}"
     params["sid"] = json.loads(opened.text[1:])["sid"]
-    requests.post(url, params=params, headers=headers, data="40", timeout=10).raise_for_status()
+    connect = "40" + (json.dumps({"token": token}) if token else "")
+    requests.post(url, params=params, headers=headers, data=connect, timeout=10).raise_for_status()
     answer = requests.get(url, params=params, headers=headers, timeout=10)
     requests.post(url, params=params, headers=headers, data="1", timeout=10)  # engine.io close
     return answer.text
@@ -178,6 +192,51 @@ def test_only_a_valid_token_from_an_allowed_page_can_connect(
         assert refused.startswith("44")
         assert json.loads(refused[2:])["message"] == "invalid or expired portal token"
     assert handshake(channels, "https://evil.example", valid) == "HTTP 400"
+
+
+def refusal(answer: str) -> str:
+    assert answer.startswith("44"), answer
+    return json.loads(answer[2:])["message"]
+
+
+def test_a_portal_token_in_the_socket_url_is_refused_and_a_ticket_takes_its_place(
+    channels: ChannelAssistant, portal: PortalTokenVerifier
+):
+    token = portal.issue("47", "gus@demo.example")
+    assert refusal(handshake(channels, channels.web_url, query={"token": token})) \
+        == "invalid or expired portal token"
+
+    ticket = connect_ticket(channels.rasa_url, channels.web_url, token)
+    assert b"gus@demo.example" not in ticket.encode() + base64.urlsafe_b64decode(ticket)
+    assert handshake(channels, channels.web_url, query={"ticket": ticket}).startswith("40")
+    assert refusal(handshake(channels, channels.web_url, query={"ticket": ticket})) \
+        == "invalid or expired connect ticket"  # once only: a logged URL opens nothing
+    forged = ticket[:-8] + ("A" * 8 if not ticket.endswith("A" * 8) else "B" * 8)
+    assert refusal(handshake(channels, channels.web_url, query={"ticket": forged})) \
+        == "invalid or expired connect ticket"
+
+
+def test_only_an_allowed_page_gets_a_connect_ticket_for_a_valid_token(
+    channels: ChannelAssistant, portal: PortalTokenVerifier
+):
+    url = f"{channels.rasa_url}/webhooks/socketio/ticket"
+    body = json.dumps({"token": portal.issue("48", "hal@demo.example")})
+    assert requests.post(url, data=body, headers={"Origin": "https://evil.example"},
+                         timeout=10).status_code == 403
+    assert requests.post(url, data=body, timeout=10).status_code == 403
+    forged = PortalTokenVerifier("not-the-portal-secret-" + "z" * 32).issue("48", "hal@demo.example")
+    refused = requests.post(url, data=json.dumps({"token": forged}),
+                            headers={"Origin": channels.web_url}, timeout=10)
+    assert refused.status_code == 401
+
+
+def test_a_client_without_an_origin_header_cannot_connect(
+    channels: ChannelAssistant, portal: PortalTokenVerifier
+):
+    assert refusal(handshake(channels, None)) == "origin not allowed"
+    assert refusal(handshake(channels, None, token=portal.issue("49", "ida@demo.example"))) \
+        == "origin not allowed"
+    assert handshake(channels, channels.web_url).startswith("40")
 
 
 def test_a_message_with_another_customers_token_drops_the_connection(
@@ -226,10 +285,32 @@ def test_an_anonymous_visitor_resumes_only_a_session_the_server_issued(
     assert again.start_session(session) == session
     again.say("/deny")
     again.reply_where(text_has(messages.CLARIFY_GAVE_UP))
-    assert [set(event["metadata"]) - RASA_METADATA for event in user_events(channels, session)] \
-        == [set(), set()]
+    conversation = anonymous_conversation_id(session)
+    assert [set(event["metadata"]) - RASA_METADATA
+            for event in user_events(channels, conversation)] == [set(), set()]
 
-    made_up = "webanon-" + "0" * 32 + "-" + "1" * 32
+    made_up = "webanon-" + "0" * 32 + "-" + "6" * 8 + "-" + "1" * 32
     customer = verified_sender_id("web", portal.verify(portal.issue("41", "ana@demo.example")))
-    for requested in (made_up, customer):
+    for requested in (made_up, customer, conversation):
         assert clients(channels).start_session(requested) not in (requested, session)
+
+
+def test_the_stored_conversation_id_of_an_anonymous_visitor_is_not_their_session_key(
+    channels: ChannelAssistant, clients
+):
+    visitor = clients(channels)
+    session = visitor.start_session()
+    visitor.say("which account types do you have?")
+    visitor.reply_where(text_has("personal and business"))
+    conversation = anonymous_conversation_id(session)
+    assert [event["text"] for event in user_events(channels, conversation)] \
+        == ["which account types do you have?"]
+    assert session not in json.dumps(channels.tracker_events(conversation))
+
+    # Whoever reads the conversation id (review console, export) cannot write into it.
+    intruder = clients(channels)
+    intruders_session = intruder.start_session(conversation)
+    intruder.say("which account types do you have?")
+    intruder.reply_where(text_has("personal and business"))
+    assert intruders_session != session
+    assert len(user_events(channels, conversation)) == 1

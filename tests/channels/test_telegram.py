@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import subprocess
+import sys
 import time
 from typing import Any, Dict, List
 
 import pytest
 
 from actions import messages
+from channels.telegram import PortalTelegramInput
+from supportbot.runner import free_port
+from supportbot.settings import PROJECT_ROOT
 from tests.channels.conftest import (
     TELEGRAM_BOT_TOKEN,
     TELEGRAM_BOT_USERNAME,
@@ -18,6 +24,7 @@ from tests.channels.conftest import (
     ChannelAssistant,
 )
 from tests.channels.fakes import Call
+from tests.conftest import MODEL_PATH
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +151,21 @@ def test_a_redelivered_update_is_handled_once(channels: ChannelAssistant):
     replies = channels.telegram.wait_for(channels.telegram.messages_to(chat), count=2)
     assert len(channels.telegram.calls_where(channels.telegram.messages_to(chat))) == 2
     assert "one-time password" in replies[1].params["text"]
+
+
+def test_start_up_refuses_a_webhook_secret_under_32_characters(tmp_path):
+    """Rasa itself, started as the runner starts it, stops with a message naming the setting."""
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), RASA_TELEMETRY_ENABLED="false",
+               ACTION_ENDPOINT_URL="http://127.0.0.1:1/webhook",
+               TRACKER_DB_URL=f"sqlite:///{tmp_path / 'tracker.db'}",
+               TELEGRAM_BOT_TOKEN=TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET="short_secret-31" + "s" * 16)
+    result = subprocess.run(
+        [sys.executable, "-m", "supportbot.log_redaction", "rasa", "run", "--model", str(MODEL_PATH),
+         "--interface", "127.0.0.1", "--port", str(free_port()),
+         "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+         "--endpoints", str(PROJECT_ROOT / "endpoints.yml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "TELEGRAM_WEBHOOK_SECRET is 31 characters long; it must be at least 32" in \
+        result.stdout + result.stderr
+    assert PortalTelegramInput(TELEGRAM_BOT_TOKEN, "s" * 32).webhook_secret == "s" * 32

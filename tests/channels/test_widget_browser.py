@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from actions import messages
 from supportbot.runner import free_port
 from channels.rest import verified_sender_id
-from supportbot.portal_token import PortalTokenVerifier
+from supportbot.portal_token import PortalTokenVerifier, development_secret
 from supportbot.runner import wait_until_up
 from supportbot.settings import PROJECT_ROOT
 from tests.channels import scripted_widget_server as scripted
@@ -85,7 +85,9 @@ def test_a_customer_chats_in_the_widget_and_finds_the_conversation_after_a_reloa
     assert said[-2:] == ["/deny", "which account types do you have?"]
     assert "what is two-factor authentication?" in said
     assert off_machine(urls) == []
-    assert any("/socket.io/" in url for url in urls)
+    socket_urls = [url for url in urls if "/socket.io/" in url]
+    assert any("ticket=" in url for url in socket_urls)  # signed in: a connect ticket
+    assert not [url for url in urls if "token=" in url]  # the portal token is in no URL
 
 
 def test_a_forged_token_cannot_connect(channels: ChannelAssistant, page: Page):
@@ -146,3 +148,44 @@ def test_links_images_buttons_and_quick_replies_render(scripted_widget: str, pag
     expect(page.locator(".rw-response").last).to_have_text("You picked /deny", timeout=REPLY_MS)
     expect(page.locator(".rw-reply", has_text="Talk to support")).to_have_count(0)
     assert off_machine(urls) == []
+
+
+def start_scripted_socket_server(port: int, web_url: str, env: dict, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.channels.scripted_widget_server",
+                             str(port), web_url], cwd=PROJECT_ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_a_signed_in_customer_chats_on_after_the_socket_server_restarts(tmp_path, page: Page):
+    """The reconnection's ticket was used (remembered in Redis): the page fetches a fresh one."""
+    socket_port, web_port = free_port(), free_port()
+    web_url, socket_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{socket_port}"
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), WEB_PORT=str(web_port),
+               WIDGET_SOCKET_URL=socket_url, WIDGET_DEMO_LOGIN="1",
+               PORTAL_TOKEN_SECRET=development_secret(create=True), REDIS_URL="redis://127.0.0.1:6379/0")
+    log = open(tmp_path / "servers.log", "wb")
+    socket_server = start_scripted_socket_server(socket_port, web_url, env, log)
+    chat_page = subprocess.Popen([sys.executable, "-m", "supportbot.chatpage"], cwd=PROJECT_ROOT,
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+    health = f"{socket_url}/webhooks/socketio/"
+    try:
+        assert wait_until_up([health, f"{web_url}/healthz"], timeout=60,
+                             processes=[socket_server, chat_page])
+        page.goto(f"{web_url}/widget")
+        sign_in(page, "1", "clean@demo.example")
+        page.click(".rw-launcher")
+        expect(page.locator(".rw-response").first).to_have_text(scripted.GREETING, timeout=REPLY_MS)
+        urls = record_requests(page)  # from the first connection on
+
+        stop_process(socket_server)
+        socket_server = start_scripted_socket_server(socket_port, web_url, env, log)
+        assert wait_until_up([health], timeout=60, processes=[socket_server])
+        ask(page, "show me everything")
+        expect(page.locator(f".rw-response a[href='{scripted.GUIDE_URL}']")).to_be_visible(
+            timeout=REPLY_MS)
+        assert [url for url in urls if url.endswith("/webhooks/socketio/ticket")]  # a fresh ticket
+        expect(page.locator("#widget-status")).not_to_contain_text("could not connect")
+    finally:
+        stop_process(socket_server)
+        stop_process(chat_page)
+        log.close()

@@ -8,9 +8,9 @@ with ``python -m console create-lead``.
 
 Failed actions are real too: the assistant's action endpoint points at
 :class:`FaultyActionServer`, a small proxy that forwards to the real action
-server except for conversations whose id contains ``broken-`` (it answers HTTP
-500, as a crashed action server does) or ``rejected-`` (HTTP 400 with an
-``ActionExecutionRejection`` body).
+server except for the conversations of the ``broken`` script (it answers HTTP
+500, as a crashed action server does) and the ``rejected`` one (HTTP 400 with
+an ``ActionExecutionRejection`` body).
 
 PostgreSQL: a uniquely named database is created through
 ``CONSOLE_TEST_PG_ADMIN_URL`` (default
@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from supportbot.runner import free_port
-from channels.rest import verified_sender_id
+from channels.rest import anonymous_sender_id, verified_sender_id
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.settings import PROJECT_ROOT
 from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant, assistant_env, start_assistant, stop_process
@@ -58,6 +58,8 @@ class FaultyActionServer:
 
     def __init__(self) -> None:
         self.target = ""
+        #: conversation id -> "broken" or "rejected" (anonymous ids are digests: registered by chat())
+        self.faults: Dict[str, str] = {}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,9 +67,10 @@ class FaultyActionServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 call = json.loads(body or b"{}")
                 sender = (call.get("tracker") or {}).get("sender_id", "")
-                if "broken-" in sender:
+                fault = proxy.faults.get(sender)
+                if fault == "broken":
                     self._answer(500, b"Internal Server Error", "text/plain")
-                elif "rejected-" in sender:
+                elif fault == "rejected":
                     rejection = {"action_name": call.get("next_action"), "error": "rejected by the test"}
                     self._answer(400, json.dumps(rejection).encode(), "application/json")
                 else:
@@ -226,8 +229,8 @@ def utc_today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def chat(console: ConsoleUnderTest) -> None:
-    """Run every script through the assistant's REST channel."""
+def chat(console: ConsoleUnderTest, actions: FaultyActionServer) -> None:
+    """Run every script through the assistant's REST channel (``broken``, ``rejected``: failing actions)."""
     console.first_day = utc_today()
     run = uuid.uuid4().hex[:8]
     verifier = PortalTokenVerifier(TEST_PORTAL_SECRET)
@@ -238,6 +241,14 @@ def chat(console: ConsoleUnderTest) -> None:
             console.accounts[name] = account_id
             token = verifier.issue(str(account_id), VERIFIED[name])
         sender = f"{name}-{run}"
+        if token is not None:
+            # the channel derives a verified customer's conversation id from the token's claims
+            console.senders[name] = verified_sender_id("rest", verifier.verify(token))
+        else:
+            # channels/rest.py scopes anonymous senders to the caller's address
+            console.senders[name] = anonymous_sender_id(sender, "127.0.0.1")
+        if name in ("broken", "rejected"):
+            actions.faults[console.senders[name]] = name
         texts: List[str] = []
         for message in messages:
             if message == EMAILED_CODE:
@@ -245,11 +256,6 @@ def chat(console: ConsoleUnderTest) -> None:
             console.sent.setdefault(name, []).append(message)
             texts.extend(r.get("text", "") for r in console.assistant.say(sender, message, token=token))
         console.replies[name] = texts
-        if token is not None:
-            # the channel derives a verified customer's conversation id from the token's claims
-            console.senders[name] = verified_sender_id("rest", verifier.verify(token))
-        else:
-            console.senders[name] = f"anon-{sender}"  # channels/rest.py namespaces anonymous senders
     console.last_day = utc_today()
 
 
@@ -272,7 +278,7 @@ def console(request, model_path: Path, tmp_path_factory) -> Iterator[ConsoleUnde
         under_test = ConsoleUnderTest(request.param, assistant, db_url)
         created = create_lead(db_url, LEAD_EMAIL, LEAD_PASSWORD)
         assert created.returncode == 0, created.stderr
-        chat(under_test)
+        chat(under_test, actions)
         yield under_test
     finally:
         stop_process(process)

@@ -22,6 +22,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from channels.rate_limit import RATE_LIMITS_OFF
 from supportbot.cluster import (
     NGINX_BINARY, Cluster, drop_postgres_database, ensure_postgres_database, start_cluster,
 )
@@ -62,7 +63,8 @@ def running_cluster(model_path: Path, run_dir: Path, extra_env: Optional[Dict[st
     with postgres_database("cluster_test_tracker") as tracker_url, \
             postgres_database("cluster_test_accounts") as accounts_url:
         env = {"PORTAL_TOKEN_SECRET": TEST_PORTAL_SECRET, "MAIL_BACKEND": "file", "DEMO_DATA": "1",
-               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path), **(extra_env or {})}
+               "MAIL_DIR": str(run_dir / "mail"), "RASA_MODEL": str(model_path), **RATE_LIMITS_OFF,
+               **(extra_env or {})}
         with start_cluster(2, 2, tracker_db_url=tracker_url, accounts_db_url=accounts_url,
                            redis_url=REDIS_TEST_URL, env=env, run_dir=run_dir) as running:
             yield running

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
-from supportbot.cluster import _compose_nginx_config, check_nginx_config, render_nginx_config
+from supportbot.cluster import (
+    NGINX_BINARY,
+    _compose_nginx_config,
+    check_nginx_config,
+    render_nginx_config,
+)
+from supportbot.runner import free_port
 from supportbot.settings import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -84,3 +94,38 @@ def test_each_service_logs_in_to_the_databases_it_uses_as_its_own_role():
         assert name == "migrate" or "POSTGRES_PASSWORD" not in str(found), name
     mounts = " ".join(services["postgres"]["volumes"])
     assert "postgres-roles.sh:/docker-entrypoint-initdb.d/" in mounts and "postgres-roles.sql" in mounts
+def test_nginx_logs_socketio_requests_without_their_query_string(tmp_path: Path):
+    front, socket_backend = free_port(), free_port()  # nothing listens on the backend: 502
+    access_log = tmp_path / "access.log"
+    config = tmp_path / "nginx.conf"
+    config.write_text(render_nginx_config(
+        listen=f"127.0.0.1:{front}", action_listen=f"127.0.0.1:{free_port()}",
+        rasa_servers=[f"127.0.0.1:{socket_backend}"], action_servers=[f"127.0.0.1:{free_port()}"],
+        run_dir=str(tmp_path), error_log=str(tmp_path / "error.log"),
+        access_log=str(access_log)))
+    nginx = subprocess.Popen([NGINX_BINARY, "-p", str(tmp_path), "-e", "stderr", "-c", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        secret = "ticket-" + uuid.uuid4().hex
+        url = f"http://127.0.0.1:{front}/socket.io/?EIO=4&transport=polling&ticket={secret}"
+        assert wait_until_answered(url) == 502
+        requests.get(f"http://127.0.0.1:{front}/webhooks/rest/?token={secret}", timeout=5)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+    logged = access_log.read_text()
+    assert '"GET /socket.io/ HTTP/1.1" 502' in logged
+    assert '"GET /webhooks/rest/ HTTP/1.1"' in logged
+    assert secret not in logged
+
+
+def wait_until_answered(url: str, timeout: float = 10.0) -> int:
+    """The HTTP status of ``url`` once nginx listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=5).status_code
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

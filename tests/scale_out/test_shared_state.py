@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 import pytest
 import requests
 
-from channels.rest import verified_sender_id
+from channels.rest import anonymous_sender_id, verified_sender_id
 from supportbot.cluster import Cluster
 from tests.conftest import RunningAssistant
 from tests.operations.conftest import Customer, Store
@@ -112,7 +112,7 @@ def test_simultaneous_messages_of_one_conversation_on_two_instances_are_serialis
 
     assert len(answers) == 2 * len(senders)
     for sender in senders:
-        events = stored_events(cluster, f"anon-{sender}")
+        events = stored_events(cluster, anonymous_sender_id(sender, "127.0.0.1"))
         assert_stored_once_in_order(events)
         stored = turns(events)
         assert sorted(text for text, _ in stored) == sorted(questions)

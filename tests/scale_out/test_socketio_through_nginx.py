@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import socketio
 
+from channels.widget_tickets import anonymous_conversation_id
 from supportbot.cluster import Cluster
 from tests.scale_out.conftest import stored_events
 from tests.scale_out.test_shared_state import turns
@@ -105,6 +106,6 @@ def test_a_widget_conversation_through_nginx_gets_every_reply(cluster: Cluster, 
     talk = websocket_conversation if transport == "websocket" else polling_conversation
     session_id, texts = asyncio.run(talk(cluster.url))
     assert all(texts), texts
-    stored = turns(stored_events(cluster, session_id))
+    stored = turns(stored_events(cluster, anonymous_conversation_id(session_id)))
     assert [text for text, _ in stored] == QUESTIONS
     assert [bot_texts[0] for _, bot_texts in stored] == texts

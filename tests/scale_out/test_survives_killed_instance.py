@@ -26,6 +26,7 @@ from typing import List, Optional
 import pytest
 import requests
 
+from channels.rest import anonymous_sender_id
 from supportbot.cluster import Cluster
 from tests.channels.conftest import SLACK_SIGNING_SECRET, slack_signature_headers, unique
 from tests.channels.fakes import FakeSlackApi
@@ -150,7 +151,7 @@ def test_killing_an_instance_mid_load_loses_no_message(cluster_to_break: Cluster
     assert moved, "no conversation served by the killed instance went on on the other one"
 
     for conversation in conversations:
-        events = stored_events(cluster, f"anon-{conversation.sender}")
+        events = stored_events(cluster, anonymous_sender_id(conversation.sender, "127.0.0.1"))
         assert_stored_once_in_order(events)
         stored = turns(events)
         stored_texts = [text for text, _ in stored]
