@@ -14,7 +14,10 @@ Rules:
   never waits long for the lock. A conversation that got a new event since
   it was listed is left alone (checked again inside the deleting transaction).
   A conversation bigger than one batch loses its events in chunks first; its
-  summary goes last, so an interrupted purge resumes where it stopped.
+  summary goes last, so an interrupted purge resumes where it stopped. After
+  each transaction the purge pauses as long as the transaction took (and, on
+  SQLite, checkpoints the write-ahead log itself), so waiting writers get the
+  lock at once and never pay for a checkpoint of the purge's pages.
 * :func:`delete_conversations` removes the given conversations in the caller's
   transaction (erasure: all or nothing).
 """
@@ -22,8 +25,9 @@ Rules:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Callable, Iterable, List, Sequence, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 BATCH_EVENTS = 500
 #: Conversations listed per read of the summary table.
 LIST_CONVERSATIONS = 200
+#: Shortest pause between two purge transactions (seconds).
+MIN_PAUSE_SECONDS = 0.005
 #: Seconds in a day.
 DAY_SECONDS = 86_400
 
@@ -82,7 +88,8 @@ def cutoff_for(now: float, retention_days: int) -> float:
 
 
 def purge_conversations(engine: Engine, *, older_than: float, batch_events: int = BATCH_EVENTS,
-                        related: Sequence[sa.Table] = ()) -> PurgeReport:
+                        related: Sequence[sa.Table] = (),
+                        pause: Callable[[float], None] = time.sleep) -> PurgeReport:
     """Remove every conversation whose last event is older than ``older_than``, in small batches.
 
     Args:
@@ -90,6 +97,7 @@ def purge_conversations(engine: Engine, *, older_than: float, batch_events: int 
         older_than: Unix time cut-off (see :func:`cutoff_for`).
         batch_events: Most events deleted in one write transaction.
         related: Console tables keyed by ``sender_id`` to clear too.
+        pause: Waits the given seconds between transactions (throttling, injectable).
 
     Returns:
         The counts of what was removed.
@@ -104,12 +112,14 @@ def purge_conversations(engine: Engine, *, older_than: float, batch_events: int 
         for batch in _batches(listed, batch_events):
             if len(batch) == 1 and batch[0][1] > batch_events:
                 chunk_events, chunk_transactions = _delete_events_in_chunks(
-                    engine, batch[0][0], older_than, batch_events)
+                    engine, batch[0][0], older_than, batch_events, pause)
                 removed += chunk_events
                 transactions += chunk_transactions
+            started = time.monotonic()
             with write_transaction(engine) as conn:
                 still = _still_expired(conn, [sender for sender, _ in batch], older_than)
                 removed += delete_conversations(conn, still, related)
+            _yield_to_writers(engine, time.monotonic() - started, pause)
             transactions += 1
             conversations += len(still)
         if len(listed) < LIST_CONVERSATIONS:
@@ -156,8 +166,16 @@ def _still_expired(conn: Connection, sender_ids: List[str], older_than: float) -
     return [row.sender_id for row in conn.execute(query)]
 
 
-def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float,
-                             chunk: int) -> Tuple[int, int]:
+def _yield_to_writers(engine: Engine, held: float, pause: Callable[[float], None]) -> None:
+    """Let waiting writers in: checkpoint the SQLite WAL here, then pause as long as the lock was held."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    pause(max(held, MIN_PAUSE_SECONDS))
+
+
+def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float, chunk: int,
+                             pause: Callable[[float], None]) -> Tuple[int, int]:
     """Delete a big expired conversation's events and messages ``chunk`` at a time (summary kept).
 
     Returns:
@@ -165,6 +183,7 @@ def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float,
     """
     removed = transactions = 0
     while True:
+        started = time.monotonic()
         with write_transaction(engine) as conn:
             transactions += 1
             if not _still_expired(conn, [sender_id], older_than):
@@ -176,3 +195,4 @@ def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float,
                 return removed, transactions
             conn.execute(message_index.delete().where(message_index.c.event_id.in_(ids)))
             removed += conn.execute(events.delete().where(events.c.id.in_(ids))).rowcount
+        _yield_to_writers(engine, time.monotonic() - started, pause)
