@@ -291,7 +291,8 @@ class Console:
         per_page = _int(request.query.get("per_page"), queries.PER_PAGE_DEFAULT, 1, queries.PER_PAGE_MAX)
         result, choices = await self.run(self.read, self._list, filters, sort, page, per_page)
         return html_response(views.conversations_page(result=result, filters=filters, errors=errors, sort=sort,
-                                                      choices=choices, email=lead.email, csrf=lead.csrf_token))
+                                                      choices=choices, email=lead.email, csrf=lead.csrf_token,
+                                                      retention_days=self.settings.retention_days))
 
     async def transcript(self, request: web.Request) -> web.StreamResponse:
         lead: auth.SignedIn = request["lead"]

@@ -230,9 +230,17 @@ def _pager(base: str, params: List[Tuple[str, str]], page: int, pages: int) -> M
                   prev=prev_link, next=next_link, page=page, pages=pages)
 
 
+def retention_notice(retention_days: int) -> Markup:
+    """What the conversation list says about how long conversations are kept."""
+    return render('<p class="lede" id="retention">Conversations are kept for {days} days after their last '
+                  'message, then removed with their tags and notes (<code>CONVERSATION_RETENTION_DAYS</code>).</p>',
+                  days=retention_days)
+
+
 def conversations_page(*, result: ConversationPage, filters: Filters, errors: List[str], sort: str,
-                       choices: Dict[str, List[str]], email: str, csrf: str) -> Markup:
-    """The filtered, sorted, paginated conversation list."""
+                       choices: Dict[str, List[str]], email: str, csrf: str,
+                       retention_days: Optional[int] = None) -> Markup:
+    """The filtered, sorted, paginated conversation list (with the retention window when given)."""
     params = filters.query_items()
     if sort != DEFAULT_SORT:
         params.append(("sort", sort))
@@ -244,13 +252,14 @@ def conversations_page(*, result: ConversationPage, filters: Filters, errors: Li
         rows = Markup('<tr><td colspan="10" class="empty">No conversation matches these filters.</td></tr>')
     noun = "conversation" if result.total == 1 else "conversations"
     body = render(
-        '<h1>Conversations</h1>{errors}{form}'
+        '<h1>Conversations</h1>{retention}{errors}{form}'
         '<div class="results-bar"><p class="count" id="result-count"><strong>{total}</strong> {noun}{filtered}</p>'
         '<p class="exports">Export these: <a href="{csv}" download>CSV</a> · <a href="{jsonl}" download>JSON Lines</a></p></div>'
         '<div class="table-wrap"><table class="list"><thead><tr><th>Conversation</th><th>Started</th>'
         '<th>Last activity</th><th>Channel</th><th>Customer</th><th class="num">Msgs</th>'
         '<th class="num">Lowest conf.</th><th>What happened</th><th>Tags</th><th>Status</th></tr></thead>'
         '<tbody>{rows}</tbody></table></div>{pager}',
+        retention=retention_notice(retention_days) if retention_days else Markup(""),
         errors=join(flash_box(e) for e in errors),
         form=filter_form(filters, sort, result.per_page, choices),
         total=result.total, noun=noun, filtered=" match the filters" if filters.active else "",
