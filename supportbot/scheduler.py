@@ -32,16 +32,13 @@ from sqlalchemy.engine import Engine
 
 from accounts.deps import Deps
 from accounts.jobs import PURGE_EVERY, Job, JobWork, Scheduler, account_jobs
-from console.models import activity, nlu_review, note, review, tag
+from console.models import CONVERSATION_TABLES
 from tracking.retention import BATCH_EVENTS, cutoff_for, purge_conversations
 
 logger = logging.getLogger("supportbot.scheduler")
 
 #: Seconds between two looks at the due jobs unless ``SCHEDULER_TICK_SECONDS`` says otherwise.
 DEFAULT_TICK_SECONDS = 60.0
-
-#: The console's tables keyed by conversation (cleared with the conversation).
-CONSOLE_CONVERSATION_TABLES = (tag, note, review, activity, nlu_review)
 
 
 def conversation_retention_job(tracker_engine: Engine, retention_days: int,
@@ -50,7 +47,7 @@ def conversation_retention_job(tracker_engine: Engine, retention_days: int,
 
     def work(now: datetime) -> Mapping[str, int]:
         report = purge_conversations(tracker_engine, older_than=cutoff_for(now.timestamp(), retention_days),
-                                     batch_events=batch_events, related=CONSOLE_CONVERSATION_TABLES)
+                                     batch_events=batch_events, related=CONVERSATION_TABLES)
         return {"conversations": report.conversations, "events": report.events}
 
     return work

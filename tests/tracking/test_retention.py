@@ -15,8 +15,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 
 from console.models import metadata as console_metadata
-from console.models import note, tag
-from supportbot.scheduler import CONSOLE_CONVERSATION_TABLES
+from console.models import CONVERSATION_TABLES, note, tag
 from tracking.db import make_engine
 from tracking.retention import DAY_SECONDS, cutoff_for, purge_conversations
 from tracking.schema import conversation_fact, conversation_summary, events, message_index
@@ -136,7 +135,7 @@ def test_100000_old_events_are_purged_in_batches_while_concurrent_saves_never_wa
         def purge() -> None:
             try:
                 reports.append(purge_conversations(purge_engine, older_than=cutoff_for(NOW, 180),
-                                                   related=CONSOLE_CONVERSATION_TABLES))
+                                                   related=CONVERSATION_TABLES))
             except BaseException as error:  # reported below
                 failure.append(error)
 
