@@ -35,7 +35,6 @@ from accounts.support_requests import create_support_request
 from console.models import metadata as console_metadata
 from supportbot.cluster import drop_postgres_database, ensure_postgres_database
 from supportbot.privacy import main
-from tracking.db import make_engine as make_tracker_engine
 from tracking.schema import metadata as tracking_metadata
 from tracking.store import ReviewableSQLTrackerStore
 

@@ -15,7 +15,8 @@ Rules:
   it was listed is left alone (checked again inside the deleting transaction).
   A conversation bigger than one batch loses its events in chunks first; its
   summary goes last, so an interrupted purge resumes where it stopped. After
-  each transaction the purge pauses as long as the transaction took (and, on
+  each transaction the purge pauses twice as long as the transaction took, at
+  least :data:`MIN_PAUSE_SECONDS` (and, on
   SQLite, checkpoints the write-ahead log itself), so waiting writers get the
   lock at once and never pay for a checkpoint of the purge's pages.
 * :func:`delete_conversations` removes the given conversations in the caller's
@@ -38,11 +39,13 @@ from tracking.schema import conversation_fact, conversation_summary, events, mes
 logger = logging.getLogger(__name__)
 
 #: Events deleted per write transaction by default.
-BATCH_EVENTS = 500
+BATCH_EVENTS = 250
 #: Conversations listed per read of the summary table.
 LIST_CONVERSATIONS = 200
-#: Shortest pause between two purge transactions (seconds).
-MIN_PAUSE_SECONDS = 0.005
+#: Shortest pause between two purge transactions (seconds): longer than the sleeps of
+#: SQLite's busy handler until 100 ms (at most 25 ms each), so a waiting writer
+#: wakes inside the pause and gets the lock.
+MIN_PAUSE_SECONDS = 0.03
 #: Seconds in a day.
 DAY_SECONDS = 86_400
 
@@ -54,6 +57,8 @@ class PurgeReport:
     conversations: int
     events: int
     transactions: int
+    longest_transaction_seconds: float = 0.0
+    longest_transaction_cpu_seconds: float = 0.0
 
 
 def delete_conversations(conn: Connection, sender_ids: Sequence[str],
@@ -105,6 +110,7 @@ def purge_conversations(engine: Engine, *, older_than: float, batch_events: int 
     if batch_events <= 0:
         raise ValueError("batch_events must be positive")
     conversations = removed = transactions = 0
+    holds: List[Tuple[float, float]] = []
     while True:
         listed = _expired(engine, older_than)
         if not listed:
@@ -112,14 +118,14 @@ def purge_conversations(engine: Engine, *, older_than: float, batch_events: int 
         for batch in _batches(listed, batch_events):
             if len(batch) == 1 and batch[0][1] > batch_events:
                 chunk_events, chunk_transactions = _delete_events_in_chunks(
-                    engine, batch[0][0], older_than, batch_events, pause)
+                    engine, batch[0][0], older_than, batch_events, pause, holds)
                 removed += chunk_events
                 transactions += chunk_transactions
-            started = time.monotonic()
             with write_transaction(engine) as conn:
+                started = _clocks()  # the lock is held from here (BEGIN IMMEDIATE)
                 still = _still_expired(conn, [sender for sender, _ in batch], older_than)
                 removed += delete_conversations(conn, still, related)
-            _yield_to_writers(engine, time.monotonic() - started, pause)
+            _yield_to_writers(engine, started, pause, holds)
             transactions += 1
             conversations += len(still)
         if len(listed) < LIST_CONVERSATIONS:
@@ -127,7 +133,9 @@ def purge_conversations(engine: Engine, *, older_than: float, batch_events: int 
     if conversations:
         logger.info("retention: removed %d conversations (%d events) in %d transactions",
                     conversations, removed, transactions)
-    return PurgeReport(conversations=conversations, events=removed, transactions=transactions)
+    return PurgeReport(conversations=conversations, events=removed, transactions=transactions,
+                       longest_transaction_seconds=max((wall for wall, _ in holds), default=0.0),
+                       longest_transaction_cpu_seconds=max((cpu for _, cpu in holds), default=0.0))
 
 
 def _expired(engine: Engine, older_than: float) -> List[Tuple[str, int]]:
@@ -166,16 +174,25 @@ def _still_expired(conn: Connection, sender_ids: List[str], older_than: float) -
     return [row.sender_id for row in conn.execute(query)]
 
 
-def _yield_to_writers(engine: Engine, held: float, pause: Callable[[float], None]) -> None:
-    """Let waiting writers in: checkpoint the SQLite WAL here, then pause as long as the lock was held."""
+def _clocks() -> Tuple[float, float]:
+    """(wall, this thread's CPU) time, to measure a transaction."""
+    return time.monotonic(), time.thread_time()
+
+
+def _yield_to_writers(engine: Engine, started: Tuple[float, float], pause: Callable[[float], None],
+                      holds: List[Tuple[float, float]]) -> None:
+    """Let waiting writers in: checkpoint the SQLite WAL here, then pause (twice the lock's hold, 30 ms at least)."""
+    wall, cpu = _clocks()
+    held = wall - started[0]
+    holds.append((held, cpu - started[1]))
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-    pause(max(held, MIN_PAUSE_SECONDS))
+    pause(max(2 * held, MIN_PAUSE_SECONDS))
 
 
 def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float, chunk: int,
-                             pause: Callable[[float], None]) -> Tuple[int, int]:
+                             pause: Callable[[float], None], holds: List[Tuple[float, float]]) -> Tuple[int, int]:
     """Delete a big expired conversation's events and messages ``chunk`` at a time (summary kept).
 
     Returns:
@@ -183,8 +200,8 @@ def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float, 
     """
     removed = transactions = 0
     while True:
-        started = time.monotonic()
         with write_transaction(engine) as conn:
+            started = _clocks()
             transactions += 1
             if not _still_expired(conn, [sender_id], older_than):
                 return removed, transactions
@@ -195,4 +212,4 @@ def _delete_events_in_chunks(engine: Engine, sender_id: str, older_than: float, 
                 return removed, transactions
             conn.execute(message_index.delete().where(message_index.c.event_id.in_(ids)))
             removed += conn.execute(events.delete().where(events.c.id.in_(ids))).rowcount
-        _yield_to_writers(engine, time.monotonic() - started, pause)
+        _yield_to_writers(engine, started, pause, holds)

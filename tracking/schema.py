@@ -24,7 +24,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tracking.db import is_postgresql, is_sqlite, lock_schema, write_transaction
+from tracking.db import lock_schema, write_transaction
 
 logger = logging.getLogger(__name__)
 
