@@ -66,6 +66,8 @@ environment first.
 | ``TFA_FORM_KEY`` | random per process | key (32+ bytes) signing the form tokens of the ``/tfa/enroll`` and ``/tfa/not-me`` pages (supportbot/tfa_enrollment.py); set it when several chat page processes serve them |
 | ``BENCH_QUICK`` | ``0`` | ``1`` makes ``make bench`` one short repetition (developing the harness; figures not for quoting; docs/benchmarks.md) |
 | ``BENCH_LOG_LEVEL`` | ``WARNING`` | log level of the Rasa and action servers that ``make bench`` starts |
+| ``CONVERSATION_RETENTION_DAYS`` | ``180`` | conversations whose last message is older are removed (tracker store, review index, console tags and notes) by the scheduler, in batches (tracking/retention.py); the console states it |
+| ``SCHEDULER_TICK_SECONDS`` | ``60`` | seconds between two looks of the scheduler at its due jobs (supportbot/scheduler.py, docs/deployment.md "Scheduled jobs") |
 """
 
 from __future__ import annotations
