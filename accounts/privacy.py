@@ -324,6 +324,15 @@ def erase_account_data(deps: Deps, subject: DataSubject, *, actor: str,
                          account_pseudonymised=closed, counts=counts)
 
 
+def record_export(deps: Deps, subject: DataSubject, *, actor: str, conversations: int) -> None:
+    """Audit that the subject's data was exported (``export_personal_data``; counts, no personal data)."""
+    with write_session(deps.session_factory) as session:
+        session.add(AuditEvent(account_id=subject.account_id, actor=actor, action="export_personal_data",
+                               outcome="succeeded", at=deps.now(),
+                               details={"conversations": conversations,
+                                        "chat_identities": len(subject.chat_identities)}))
+
+
 def _vacuum(deps: Deps) -> None:
     """Rewrite a SQLite file so no free page keeps erased data (outside any transaction)."""
     with deps.session_factory() as session:

@@ -26,7 +26,8 @@ from console.queries import (
 from tracking import conventions as conv
 
 NAV = (("conversations", "/conversations", "Conversations"), ("inbox", "/nlu-inbox", "NLU inbox"),
-       ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"))
+       ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"),
+       ("privacy", "/privacy", "Personal data"))
 
 
 def fmt_time(timestamp: Optional[float]) -> str:

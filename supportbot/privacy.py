@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy.engine import Engine
 
 from accounts.deps import Deps
-from accounts.privacy import erase_account_data, export_account_data, find_subject
+from accounts.privacy import erase_account_data, export_account_data, find_subject, record_export
 from console.models import CONVERSATION_TABLES
 from tracking.erasure import erase_conversations, export_conversations, find_conversations
 
@@ -66,9 +66,20 @@ def _subject_and_conversations(deps: Deps, tracker: Engine, selector: Selector) 
     return subject, conversations
 
 
-def export_customer(deps: Deps, tracker: Engine, selector: Selector) -> Dict[str, Any]:
-    """Everything held about the customer, as one JSON-ready document."""
+def preview_customer(deps: Deps, tracker: Engine, selector: Selector) -> Dict[str, Any]:
+    """What an erasure would touch (for a confirmation): the account, whether it is closed, how many chats."""
     subject, conversations = _subject_and_conversations(deps, tracker, selector)
+    return {"found": subject.found or bool(conversations), "account_id": subject.account_id,
+            "account_closed": subject.account_closed, "conversations": len(conversations),
+            "chat_identities": len(subject.chat_identities)}
+
+
+def export_customer(deps: Deps, tracker: Engine, selector: Selector, *,
+                    actor: str = "operator:privacy-cli") -> Dict[str, Any]:
+    """Everything held about the customer, as one JSON-ready document (the export is audited)."""
+    subject, conversations = _subject_and_conversations(deps, tracker, selector)
+    if subject.found or conversations:
+        record_export(deps, subject, actor=actor, conversations=len(conversations))
     return {
         "subject": {"account_id": subject.account_id, "emails": list(subject.emails),
                     "chat_identities": [{"channel": c, "channel_user_id": u} for c, u in subject.chat_identities]},
