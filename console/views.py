@@ -199,6 +199,15 @@ def status_badge(status: str) -> Markup:
                   label=STATUS_LABELS.get(status, status))
 
 
+def verified_customer(summary: Dict[str, Any], empty: str = "not verified") -> str:
+    """The verified customer and how: ``17 (via slack link)``, ``17 (via portal token)``."""
+    customer = summary.get("customer_id")
+    if not customer:
+        return empty
+    how = summary.get("verified_by")
+    return f"{customer} (via {how})" if how else str(customer)
+
+
 def _list_row(row: ConversationRow, back: str) -> Markup:
     s = row.summary
     short = s["sender_id"] if len(s["sender_id"]) <= 22 else s["sender_id"][:20] + "…"
@@ -212,7 +221,7 @@ def _list_row(row: ConversationRow, back: str) -> Markup:
         href=url("/conversation", [("id", s["sender_id"]), ("back", back)]),
         snippet=s.get("first_user_text") or "",
         started=fmt_time(s["started_at"]), last=fmt_time(s["last_event_at"]),
-        channel=s.get("channel") or "-", customer=s.get("customer_id") or "-",
+        channel=s.get("channel") or "-", customer=verified_customer(s, empty="-"),
         messages=s["user_message_count"], confidence=fmt_conf(s.get("min_confidence")),
         marks=conversation_badges(s, row.operations),
         tags=join((render('<span class="tag">{t}</span>', t=t) for t in row.tags), " "),
@@ -388,7 +397,7 @@ def transcript_page(*, t: Transcript, back: str, csrf: str, email: str, known_ta
     """One conversation: facts, its support requests (``support``), timeline, review panel."""
     s = t.summary
     facts = [
-        ("Channel", s.get("channel") or "-"), ("Verified customer", s.get("customer_id") or "not verified"),
+        ("Channel", s.get("channel") or "-"), ("Verified customer", verified_customer(s)),
         ("Started", fmt_time(s["started_at"])), ("Last activity", fmt_time(s["last_event_at"])),
         ("Customer messages", s["user_message_count"]), ("Lowest NLU confidence", fmt_conf(s.get("min_confidence"))),
         ("Sessions", s["session_count"]),

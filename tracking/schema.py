@@ -69,6 +69,8 @@ conversation_summary = sa.Table(
     sa.Column("pending_action", sa.String(255)),
     # The form (active loop) asking for slots at the last event, if any.
     sa.Column("active_loop", sa.String(255)),
+    # How the customer was verified: "portal token" or "<channel> link" (tracking.conventions).
+    sa.Column("verified_by", sa.String(64)),
     sa.Index("ix_summary_last_event_at", "last_event_at"),
     sa.Index("ix_summary_started_at", "started_at"),
     sa.Index("ix_summary_started_day", "started_day"),
