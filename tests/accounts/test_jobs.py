@@ -148,3 +148,14 @@ def test_the_scheduler_command_runs_the_due_jobs_once(tmp_path: Any, monkeypatch
     finally:
         engine.dispose()
     assert names == ["conversation_retention", "finalize_closures", "purge_expired_verification"]
+
+
+def test_make_run_and_the_cluster_start_one_scheduler_loop() -> None:
+    from supportbot.cluster import _spec_argv
+    from supportbot.runner import process_specs
+    from supportbot.settings import load_settings
+
+    [spec] = [s for s in process_specs(load_settings({})) if s.name == "scheduler"]
+    assert spec.argv[-4:] == ["-m", "supportbot.log_redaction", "supportbot.scheduler", "--loop"]
+    assert spec.health_url is None
+    assert _spec_argv("scheduler", {})[-2:] == ["supportbot.scheduler", "--loop"]

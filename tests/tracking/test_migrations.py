@@ -60,6 +60,12 @@ def test_a_database_made_by_create_all_is_adopted_with_every_row_kept(tracker_ur
                                                    "is_payload": False, "in_form": False}])
             conn.execute(console_metadata.tables["console_lead"].insert(),
                          [{"email": "lead@example.com", "password_hash": "x", "created_at": 1.0, "disabled": False}])
+            conn.exec_driver_sql("ALTER TABLE conversation_summary DROP COLUMN verified_by")  # not there before
+            conn.exec_driver_sql(
+                "INSERT INTO conversation_summary (sender_id, started_at, started_day, last_event_at, event_count, "
+                "session_count, user_message_count, bot_message_count, customer_id, fallback_count, handoff_count, "
+                "support_request_count, failed_action_count, operations_performed, operations_refused) "
+                "VALUES ('old-chat', 1, '1970-01-01', 1, 1, 0, 1, 0, '7', 0, 0, 0, 0, 0, 0)")
         assert current_revision(engine) is None
 
         upgrade_tracker(engine)
@@ -67,6 +73,8 @@ def test_a_database_made_by_create_all_is_adopted_with_every_row_kept(tracker_ur
         assert current_revision(engine) == HEAD
         with engine.connect() as conn:
             assert conn.execute(sa.select(events.c.sender_id)).scalars().all() == ["old-chat"]
+            assert conn.exec_driver_sql("SELECT customer_id, verified_by FROM conversation_summary").all() == [
+                ("7", "portal token")]
             assert conn.execute(sa.select(message_index.c.text)).scalars().all() == ["my invoice is wrong"]
             assert conn.execute(sa.select(console_metadata.tables["console_lead"].c.email)).scalars().all() == [
                 "lead@example.com"]
