@@ -643,3 +643,45 @@ class SourceFailure(Base):
     window_started_at: Optional[datetime] = sa.Column(UTCDateTime)
     last_failure_at: Optional[datetime] = sa.Column(UTCDateTime)
     next_allowed_at: Optional[datetime] = sa.Column(UTCDateTime)
+# --------------------------------------------------------------------------- scheduled jobs
+# One lease per periodic job and one row per run (revision 0008_scheduled_jobs).
+
+#: How a run of a scheduled job ended.
+JOB_OUTCOMES = ("succeeded", "failed")
+JOB_NAME_LENGTH = 64
+
+
+class JobLease(Base):
+    """Who runs a periodic job now, until when, and when it last finished.
+
+    A scheduler takes the lease in a short write transaction (the row locked:
+    ``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) only when
+    nobody holds it (``leased_until`` empty or past) and the job is due; a
+    scheduler that dies holding it loses it when ``leased_until`` passes.
+    """
+
+    __tablename__ = "job_leases"
+
+    name: str = sa.Column(sa.String(JOB_NAME_LENGTH), primary_key=True)
+    holder: Optional[str] = sa.Column(sa.String(200))
+    leased_until: Optional[datetime] = sa.Column(UTCDateTime)
+    last_started_at: Optional[datetime] = sa.Column(UTCDateTime)
+    last_finished_at: Optional[datetime] = sa.Column(UTCDateTime)
+
+
+class JobRun(Base):
+    """One run of a periodic job: who ran it, when, how it ended, what it did (counts only)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("outcome", JOB_OUTCOMES), name="outcome"),
+        sa.Index("ix_job_runs_name_started_at", "name", "started_at"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    name: str = sa.Column(sa.String(JOB_NAME_LENGTH), nullable=False)
+    holder: str = sa.Column(sa.String(200), nullable=False)
+    started_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    finished_at: datetime = sa.Column(UTCDateTime, nullable=False)
+    outcome: str = sa.Column(sa.String(16), nullable=False)
+    details: Dict[str, Any] = sa.Column(JSONType, nullable=False, default=dict)

@@ -164,6 +164,19 @@ class ValidateLinkForm(FormValidationAction):
         return {LINK_APP_CODE: None, LINK_STAGE: FAILED, LINKED_AS: None}
 
 
+async def linked_outcome(tracker: Tracker) -> Dict[Text, Any]:
+    """The ``last_operation`` of a link just made, naming the account and channel for the review console.
+
+    Read back from the account store (the link itself), never from what the customer typed.
+    """
+    outcome = operation_outcome(OPERATION, "performed")
+    customer = await identify(tracker)
+    if customer is not None and customer.source == "channel_link":
+        outcome["value"] = dict(outcome["value"], customer={"account_id": customer.account_id,
+                                                            "channel": customer.channel})
+    return outcome
+
+
 class ActionFinishLink(Action):
     """Tells the customer whether they are verified now."""
 
@@ -181,7 +194,7 @@ class ActionFinishLink(Action):
                 text=f"Thanks, you're verified as {linked_as} in this chat for the next "
                      f"{link_lifetime(identity[0])} (ask me \"which chats are linked?\" to see or "
                      "remove links any time). What can I do for you?")
-            return [*reset, operation_outcome(OPERATION, "performed")]
+            return [*reset, await linked_outcome(tracker)]
         dispatcher.utter_message(text="I couldn't verify you with that code. If the address is "
                                       "your account's primary one, ask me to verify you again for "
                                       "a new code, or wait a little if you tried several times.")

@@ -28,7 +28,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from console import auth, queries, review, support, views
+from console import auth, privacy, queries, review, support, views
 from console.models import metadata as console_metadata
 from console.settings import ConsoleSettings
 from tracking.db import read_transaction, write_transaction
@@ -117,6 +117,7 @@ class Console:
         self._choices: Optional[Tuple[float, Dict[str, List[str]]]] = None
         self.support = support.SupportDesk(accounts or self._account_store, settings.webhook_token,
                                            self.run, self._support_page)
+        self.privacy = privacy.PrivacyDesk(accounts or self._account_store, engine, self.run, self._privacy_page)
 
     def _account_store(self) -> Any:
         """The account store's dependencies (support requests), from ``ACCOUNTS_DB_URL``."""
@@ -124,6 +125,10 @@ class Console:
         from accounts.deps import Deps
 
         return Deps(session_factory=make_session_factory(self.settings.accounts_db_url or None))
+
+    @staticmethod
+    def _privacy_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
+        return html_response(views.layout(title, body, email=lead.email, csrf=lead.csrf_token, active="privacy"))
 
     @staticmethod
     def _support_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
@@ -293,7 +298,8 @@ class Console:
         per_page = _int(request.query.get("per_page"), queries.PER_PAGE_DEFAULT, 1, queries.PER_PAGE_MAX)
         result, choices = await self.run(self.read, self._list, filters, sort, page, per_page)
         return html_response(views.conversations_page(result=result, filters=filters, errors=errors, sort=sort,
-                                                      choices=choices, email=lead.email, csrf=lead.csrf_token))
+                                                      choices=choices, email=lead.email, csrf=lead.csrf_token,
+                                                      retention_days=self.settings.retention_days))
 
     async def transcript(self, request: web.Request) -> web.StreamResponse:
         lead: auth.SignedIn = request["lead"]
@@ -512,6 +518,9 @@ def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[],
     r.add_post("/support-requests/retry", console.support.retry)
     r.add_post("/support-requests/release", console.support.release)
     r.add_post(support.WEBHOOK_PATH, console.support.webhook)
+    r.add_get("/privacy", console.privacy.form)
+    r.add_post("/privacy/export", console.privacy.export)
+    r.add_post("/privacy/erase", console.privacy.erase)
     r.add_static("/static/", STATIC_DIR)
     return app
 

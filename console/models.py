@@ -98,3 +98,6 @@ nlu_review = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_nlu_review_outcome", "outcome", "at"),
 )
+
+#: The console's tables keyed by conversation: removed with the conversation (retention, erasure).
+CONVERSATION_TABLES = (review, tag, note, activity, nlu_review)

@@ -808,7 +808,7 @@ def export_batch(conn: Connection, filters: Filters, *, after: Optional[Tuple[fl
 
 
 EXPORT_COLUMNS = (
-    "conversation_id", "started_at", "last_activity", "channel", "customer_id", "customer_messages",
+    "conversation_id", "started_at", "last_activity", "channel", "customer_id", "verified_by", "customer_messages",
     "bot_messages", "lowest_confidence", "fallbacks", "handoffs", "support_requests", "failed_actions",
     "operations_performed", "operations_refused", "intents", "tags", "review_status", "first_message",
 )
@@ -823,6 +823,7 @@ def export_record(row: ConversationRow, intents: Sequence[str]) -> Dict[str, Any
         "last_activity": iso(s["last_event_at"]),
         "channel": s.get("channel"),
         "customer_id": s.get("customer_id"),
+        "verified_by": s.get("verified_by"),
         "customer_messages": s["user_message_count"],
         "bot_messages": s["bot_message_count"],
         "lowest_confidence": None if s.get("min_confidence") is None else round(s["min_confidence"], 4),

@@ -9,6 +9,7 @@
 | ``CONSOLE_LOW_CONFIDENCE`` | ``0.6`` | NLU confidence below which a message is "low" (inbox default) |
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | the tracker database the console reads and writes its tables to |
 | ``ACCOUNTS_DB_URL`` | ``sqlite:///<project root>/var/accounts.db`` | the account store: support requests, their delivery and release |
+| ``CONVERSATION_RETENTION_DAYS`` | ``180`` | the retention window the conversation list states (the scheduler enforces it) |
 | ``HELPDESK_WEBHOOK_TOKEN`` | (none: ``POST /helpdesk/webhook`` answers 503) | Bearer token the helpdesk sends when an agent releases a conversation |
 | ``CONSOLE_TRUSTED_PROXIES`` | (none: ``X-Forwarded-For`` is ignored) | comma-separated addresses or networks of the reverse proxies in front of the console; only from them is ``X-Forwarded-For`` believed (sign-in failures are counted per client address) |
 """
@@ -22,7 +23,7 @@ from typing import Mapping, Optional
 
 from accounts.settings import database_url as accounts_db_url
 from console.auth import parse_trusted_proxies
-from tracking.settings import PROJECT_ROOT, tracker_db_url
+from tracking.settings import DEFAULT_RETENTION_DAYS, PROJECT_ROOT, conversation_retention_days, tracker_db_url
 
 #: Shortest helpdesk webhook token accepted (a guessable token would let anyone release conversations).
 MIN_WEBHOOK_TOKEN_CHARS = 16
@@ -47,6 +48,7 @@ class ConsoleSettings:
     accounts_db_url: str = ""
     webhook_token: str = field(default="", repr=False)
     trusted_proxies: tuple = ()
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def local_url(self) -> str:
@@ -78,4 +80,5 @@ def load_console_settings(environ: Optional[Mapping[str, str]] = None) -> Consol
         accounts_db_url=accounts_db_url(env),
         webhook_token=webhook_token,
         trusted_proxies=parse_trusted_proxies(env.get("CONSOLE_TRUSTED_PROXIES")),
+        retention_days=conversation_retention_days(env),
     )

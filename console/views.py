@@ -26,7 +26,8 @@ from console.queries import (
 from tracking import conventions as conv
 
 NAV = (("conversations", "/conversations", "Conversations"), ("inbox", "/nlu-inbox", "NLU inbox"),
-       ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"))
+       ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"),
+       ("privacy", "/privacy", "Personal data"))
 
 
 def fmt_time(timestamp: Optional[float]) -> str:
@@ -198,6 +199,15 @@ def status_badge(status: str) -> Markup:
                   label=STATUS_LABELS.get(status, status))
 
 
+def verified_customer(summary: Dict[str, Any], empty: str = "not verified") -> str:
+    """The verified customer and how: ``17 (via slack link)``, ``17 (via portal token)``."""
+    customer = summary.get("customer_id")
+    if not customer:
+        return empty
+    how = summary.get("verified_by")
+    return f"{customer} (via {how})" if how else str(customer)
+
+
 def _list_row(row: ConversationRow, back: str) -> Markup:
     s = row.summary
     short = s["sender_id"] if len(s["sender_id"]) <= 22 else s["sender_id"][:20] + "…"
@@ -211,7 +221,7 @@ def _list_row(row: ConversationRow, back: str) -> Markup:
         href=url("/conversation", [("id", s["sender_id"]), ("back", back)]),
         snippet=s.get("first_user_text") or "",
         started=fmt_time(s["started_at"]), last=fmt_time(s["last_event_at"]),
-        channel=s.get("channel") or "-", customer=s.get("customer_id") or "-",
+        channel=s.get("channel") or "-", customer=verified_customer(s, empty="-"),
         messages=s["user_message_count"], confidence=fmt_conf(s.get("min_confidence")),
         marks=conversation_badges(s, row.operations),
         tags=join((render('<span class="tag">{t}</span>', t=t) for t in row.tags), " "),
@@ -230,9 +240,17 @@ def _pager(base: str, params: List[Tuple[str, str]], page: int, pages: int) -> M
                   prev=prev_link, next=next_link, page=page, pages=pages)
 
 
+def retention_notice(retention_days: int) -> Markup:
+    """What the conversation list says about how long conversations are kept."""
+    return render('<p class="lede" id="retention">Conversations are kept for {days} days after their last '
+                  'message, then removed with their tags and notes (<code>CONVERSATION_RETENTION_DAYS</code>).</p>',
+                  days=retention_days)
+
+
 def conversations_page(*, result: ConversationPage, filters: Filters, errors: List[str], sort: str,
-                       choices: Dict[str, List[str]], email: str, csrf: str) -> Markup:
-    """The filtered, sorted, paginated conversation list."""
+                       choices: Dict[str, List[str]], email: str, csrf: str,
+                       retention_days: Optional[int] = None) -> Markup:
+    """The filtered, sorted, paginated conversation list (with the retention window when given)."""
     params = filters.query_items()
     if sort != DEFAULT_SORT:
         params.append(("sort", sort))
@@ -244,13 +262,14 @@ def conversations_page(*, result: ConversationPage, filters: Filters, errors: Li
         rows = Markup('<tr><td colspan="10" class="empty">No conversation matches these filters.</td></tr>')
     noun = "conversation" if result.total == 1 else "conversations"
     body = render(
-        '<h1>Conversations</h1>{errors}{form}'
+        '<h1>Conversations</h1>{retention}{errors}{form}'
         '<div class="results-bar"><p class="count" id="result-count"><strong>{total}</strong> {noun}{filtered}</p>'
         '<p class="exports">Export these: <a href="{csv}" download>CSV</a> · <a href="{jsonl}" download>JSON Lines</a></p></div>'
         '<div class="table-wrap"><table class="list"><thead><tr><th>Conversation</th><th>Started</th>'
         '<th>Last activity</th><th>Channel</th><th>Customer</th><th class="num">Msgs</th>'
         '<th class="num">Lowest conf.</th><th>What happened</th><th>Tags</th><th>Status</th></tr></thead>'
         '<tbody>{rows}</tbody></table></div>{pager}',
+        retention=retention_notice(retention_days) if retention_days else Markup(""),
         errors=join(flash_box(e) for e in errors),
         form=filter_form(filters, sort, result.per_page, choices),
         total=result.total, noun=noun, filtered=" match the filters" if filters.active else "",
@@ -378,7 +397,7 @@ def transcript_page(*, t: Transcript, back: str, csrf: str, email: str, known_ta
     """One conversation: facts, its support requests (``support``), timeline, review panel."""
     s = t.summary
     facts = [
-        ("Channel", s.get("channel") or "-"), ("Verified customer", s.get("customer_id") or "not verified"),
+        ("Channel", s.get("channel") or "-"), ("Verified customer", verified_customer(s)),
         ("Started", fmt_time(s["started_at"])), ("Last activity", fmt_time(s["last_event_at"])),
         ("Customer messages", s["user_message_count"]), ("Lowest NLU confidence", fmt_conf(s.get("min_confidence"))),
         ("Sessions", s["session_count"]),

@@ -6,6 +6,8 @@ the foreground until Ctrl-C:
 * the account store on ``ACCOUNTS_DB_URL`` (migrated; demo accounts with ``DEMO_DATA=1``);
 * ``--actions`` action servers (default 2), each as the runner starts one
   (``python -m supportbot.log_redaction rasa_sdk ...``: logs redacted);
+* one scheduler of the periodic jobs (:mod:`supportbot.scheduler`: closures,
+  expired codes, conversation retention; its leases make a second one harmless);
 * ``--rasa`` Rasa instances (default 2) on our model, ``credentials.yml`` and
   ``endpoints.yml``, sharing the PostgreSQL tracker store (``TRACKER_DB_URL``)
   and the Redis lock store (``REDIS_URL``, :mod:`supportbot.lock_store`);
@@ -204,7 +206,7 @@ class Cluster:
     def stop(self) -> None:
         """Stop nginx first, then Rasa, then the action servers; kill what does not stop."""
         order = ["nginx"] + [n for n in self.processes if n.startswith("rasa-")] + \
-                [n for n in self.processes if n.startswith("actions-")]
+                [n for n in self.processes if n.startswith("actions-")] + ["scheduler"]
         for name in order:
             process = self.processes.get(name)
             if process is not None and process.poll() is None:
@@ -313,6 +315,7 @@ def start_cluster(rasa_instances: int = 2, action_servers: int = 2, *,
         for index, action_port in enumerate(action_ports):
             _start(cluster, f"actions-{index}", _spec_argv("actions", base, ACTION_PORT=action_port),
                    dict(base, SANIC_HOST="127.0.0.1"))
+        _start(cluster, "scheduler", _spec_argv("scheduler", base), base)
         for index, rasa_port in enumerate(rasa_ports):
             _start(cluster, f"rasa-{index}",
                    _spec_argv("rasa", base, RASA_PORT=rasa_port, RASA_HOST="127.0.0.1",

@@ -1,6 +1,7 @@
-"""Start the whole assistant in the foreground: Rasa, the action server, the chat page, the review console, the mail dispatcher and the helpdesk delivery.
+"""Start the whole assistant in the foreground: Rasa, the action server, the chat page, the review console, the mail dispatcher, the helpdesk delivery and the scheduler.
 
-``python -m supportbot.runner`` (what ``make run`` calls) starts the six
+``python -m supportbot.runner`` (what ``make run`` calls) migrates the account
+store and the tracker database, then starts the seven
 processes with the settings of :mod:`supportbot.settings`, waits until each one
 with an HTTP interface answers, and stops all of them on Ctrl-C, SIGTERM, or when any one of them
 exits.
@@ -118,7 +119,13 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
         argv=[python, "-m", "supportbot.log_redaction", "accounts", "helpdesk", "--loop"],
         env=worker_env,
     )
-    return [actions, rasa, web, console, mail, helpdesk]
+    # Periodic jobs: closures, expired codes, conversation retention (supportbot/scheduler.py).
+    scheduler = ProcessSpec(
+        name="scheduler",
+        argv=[python, "-m", "supportbot.log_redaction", "supportbot.scheduler", "--loop"],
+        env=base_env,
+    )
+    return [actions, rasa, web, console, mail, helpdesk, scheduler]
 
 
 def without(env: Dict[str, str], *names: str) -> Dict[str, str]:
@@ -187,6 +194,17 @@ def prepare_account_store() -> bool:
     return True
 
 
+def prepare_tracker_store() -> bool:
+    """Apply the tracker database's migrations (events, review index, console tables)."""
+    result = subprocess.run([sys.executable, "-m", "tracking", "migrate"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        logger.error("The tracker database could not be migrated:\n%s", result.stderr[-2000:])
+        return False
+    logger.info("Tracker database migrated (TRACKER_DB_URL or var/tracker.db).")
+    return True
+
+
 def ensure_portal_secret() -> None:
     """Give a local run a portal token secret when none is configured.
 
@@ -215,7 +233,7 @@ def main() -> int:
     except ValueError as error:
         logger.error("%s", error)
         return 1
-    if not prepare_account_store():
+    if not prepare_account_store() or not prepare_tracker_store():
         return 1
     ensure_portal_secret()
     ensure_claims_key()

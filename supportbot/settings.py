@@ -75,6 +75,8 @@ environment first.
 | ``DEMO_DATA`` | ``0`` | ``1`` loads the demo accounts (published TOTP secret and recovery codes) at start-up into an account store other than the default SQLite file, which always gets them (accounts/demo.py) |
 | ``ACTION_CLAIMS_KEY`` | (none; ``make run`` creates a development one in ``var/``) | HMAC key (32+ bytes) of the identity claims the Rasa processes pass to the action servers, which refuse unsigned or altered claims (supportbot/action_claims.py); set it on the Rasa and action server processes only |
 | ``CONSOLE_TRUSTED_PROXIES`` | (none: ``X-Forwarded-For`` is ignored) | addresses or networks (comma-separated) of the reverse proxies in front of the review console; only from them is ``X-Forwarded-For`` believed when sign-in failures are counted per address (console/auth.py) |
+| ``CONVERSATION_RETENTION_DAYS`` | ``180`` | conversations whose last message is older are removed (tracker store, review index, console tags and notes) by the scheduler, in batches (tracking/retention.py); the console states it |
+| ``SCHEDULER_TICK_SECONDS`` | ``60`` | seconds between two looks of the scheduler at its due jobs (supportbot/scheduler.py, docs/deployment.md "Scheduled jobs") |
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Commands of the conversation log.
 
+``python -m tracking migrate [--url URL]`` brings the tracker database (events,
+review index, console tables) to the newest Alembic revision (:mod:`tracking.migrate`).
 ``python -m tracking rebuild-index [--url URL]`` rebuilds the review index from
 the ``events`` table (see :mod:`tracking.rebuild`).
 """
@@ -21,8 +23,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     rebuild = commands.add_parser("rebuild-index", help="rebuild the review index from the events table")
     rebuild.add_argument("--url", help="database URL (default: TRACKER_DB_URL or var/tracker.db)")
+    migrate = commands.add_parser("migrate", help="apply the tracker database's migrations")
+    migrate.add_argument("--url", help="database URL (default: TRACKER_DB_URL or var/tracker.db)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    if args.command == "migrate":
+        from tracking.migrate import current_revision, upgrade_tracker
+
+        engine = make_engine(args.url or tracker_db_url())
+        try:
+            upgrade_tracker(engine)
+            print(f"tracker database at revision {current_revision(engine)}")
+        finally:
+            engine.dispose()
 
     if args.command == "rebuild-index":
         from tracking.rebuild import rebuild_index

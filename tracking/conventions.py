@@ -102,6 +102,29 @@ def _metadata(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
+#: The operation that links a chat identity to an account (actions/linking.py).
+LINK_OPERATION = "link_account"
+
+
+def linked_customer_of(event: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
+    """(account id, channel) when ``event`` records a chat identity just linked to an account, else None.
+
+    The linking action sets ``last_operation`` to ``{"operation": "link_account",
+    "outcome": "performed", "customer": {"account_id": N, "channel": "slack"}}``
+    after the account store confirmed the e-mailed code.
+    """
+    operation = operation_of(event)
+    if operation is None or operation[0] != LINK_OPERATION or operation[1] != PERFORMED:
+        return None
+    customer = event["value"].get("customer")
+    if not isinstance(customer, Mapping):
+        return None
+    account, channel = customer.get("account_id"), customer.get("channel")
+    if account is None or isinstance(account, (bool, dict, list)) or not isinstance(channel, str) or not channel:
+        return None
+    return str(account)[:255], channel[:32]
+
+
 def operation_of(event: Mapping[str, Any]) -> Optional[Tuple[str, str, Optional[str]]]:
     """(operation, outcome, reason) when ``event`` sets ``last_operation``, else None."""
     if event.get("event") != SLOT or event.get("name") != LAST_OPERATION_SLOT:

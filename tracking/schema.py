@@ -24,7 +24,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tracking.db import is_postgresql, is_sqlite, lock_schema, write_transaction
+from tracking.db import lock_schema, write_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ conversation_summary = sa.Table(
     sa.Column("pending_action", sa.String(255)),
     # The form (active loop) asking for slots at the last event, if any.
     sa.Column("active_loop", sa.String(255)),
+    # How the customer was verified: "portal token" or "<channel> link" (tracking.conventions).
+    sa.Column("verified_by", sa.String(64)),
     sa.Index("ix_summary_last_event_at", "last_event_at"),
     sa.Index("ix_summary_started_at", "started_at"),
     sa.Index("ix_summary_started_day", "started_day"),
@@ -173,21 +175,24 @@ def has_sqlite_fts(conn: Connection) -> bool:
 
 
 def create_schema(engine: Engine, *extra: sa.MetaData) -> None:
-    """Create the missing tables, indexes and search index, serialised across processes.
+    """Bring the tracker database to the newest migration, serialised across processes.
+
+    The tables, the search index and the console's tables come from the
+    Alembic history (:mod:`tracking.migrate`); ``extra`` metadata not (yet)
+    in it is created if missing, in its own transaction.
 
     Args:
         engine: Engine of the tracker database.
-        *extra: Further metadata to create in the same transaction (the console's tables).
+        *extra: Further metadata to create if missing.
     """
-    with write_transaction(engine) as conn:
-        lock_schema(conn)
-        metadata.create_all(conn, checkfirst=True)
-        for more in extra:
-            more.create_all(conn, checkfirst=True)
-        if is_sqlite(conn):
-            create_sqlite_fts(conn)
-        elif is_postgresql(conn):
-            create_postgresql_trigram_index(conn)
+    from tracking.migrate import upgrade_tracker
+
+    upgrade_tracker(engine)
+    if extra:
+        with write_transaction(engine) as conn:
+            lock_schema(conn)
+            for more in extra:
+                more.create_all(conn, checkfirst=True)
 
 
 def create_schema_when_reachable(engine: Engine, *extra: sa.MetaData, timeout: float = 60.0,

@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``TRACKER_DB_URL`` | ``sqlite:///<project root>/var/tracker.db`` | SQLAlchemy URL of the tracker store; ``postgresql://user@host/db`` for PostgreSQL |
+| ``CONVERSATION_RETENTION_DAYS`` | ``180`` | conversations whose last event is older are removed by the scheduler (:mod:`tracking.retention`) |
 
 A relative SQLite path is taken relative to the project root, so the Rasa
 server, the console and the commands agree whatever their working directory.
@@ -46,3 +47,26 @@ def absolute_sqlite_url(url: str) -> str:
     if not path or path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
         return url
     return prefix + str(PROJECT_ROOT / path)
+
+
+#: Environment variable holding the conversation retention window in days.
+ENV_RETENTION_DAYS = "CONVERSATION_RETENTION_DAYS"
+
+#: Days a conversation is kept after its last event unless configured.
+DEFAULT_RETENTION_DAYS = 180
+
+
+def conversation_retention_days(environ: Optional[Mapping[str, str]] = None) -> int:
+    """Days a conversation is kept after its last event (``CONVERSATION_RETENTION_DAYS``, 180).
+
+    Raises:
+        ValueError: If the variable is not a positive whole number.
+    """
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_RETENTION_DAYS) or "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"{ENV_RETENTION_DAYS} must be a positive number of days, got {raw!r}")
+    return value

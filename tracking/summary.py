@@ -52,6 +52,7 @@ class Summary:
     first_user_text: Optional[str] = None
     pending_action: Optional[str] = None
     active_loop: Optional[str] = None
+    verified_by: Optional[str] = None
 
     def as_row(self) -> Dict[str, Any]:
         """The summary as a dict of column values."""
@@ -133,6 +134,11 @@ def fold(summary: Summary, events: Iterable[Tuple[int, Mapping[str, Any]]]) -> F
         operation = c.operation_of(event)
         if operation is not None:
             _fold_operation(summary, result, *operation)
+        linked = c.linked_customer_of(event)
+        if linked is not None:
+            summary.customer_id = linked[0]
+            summary.verified_by = f"{linked[1]} link"
+            result.facts.add((FACT_CUSTOMER, linked[0]))
 
         if kind == c.SESSION_STARTED:
             summary.session_count += 1
@@ -175,6 +181,7 @@ def _fold_user(summary: Summary, result: FoldResult, event_id: int, at: float,
     account = c.verified_account_of(event)
     if account is not None:
         summary.customer_id = account
+        summary.verified_by = "portal token"
         result.facts.add((FACT_CUSTOMER, account))
     if isinstance(intent, str) and intent and not (in_form and intent == c.FALLBACK_INTENT):
         result.facts.add((FACT_INTENT, intent[:255]))
