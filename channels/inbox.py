@@ -14,7 +14,7 @@ A turn runs with message id ``<channel>:<event key>`` through
 :class:`channels.idempotency.IdempotentTurns`, so a turn the dead instance had
 completed is not run again. The messages of one conversation run in order.
 An entry that fails :data:`MAX_ATTEMPTS` times is logged as an error and left
-marked failed.
+marked failed. Handled entries are deleted after :data:`KEEP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ POLL_SECONDS = 2.0
 MAX_ATTEMPTS = 5
 #: Entries taken in one go.
 BATCH = 50
+#: Seconds a handled entry is kept (a redelivery within it is recognised); then it is deleted,
+#: so an id a platform uses again much later (Telegram picks random update ids after a quiet week)
+#: is a new event.
+KEEP_SECONDS = 24 * 3600
 
 inbox_metadata = sa.MetaData()
 
@@ -139,6 +143,13 @@ class Inbox:
         with write_transaction(self.engine) as conn:
             conn.execute(inbox_table.update().where(inbox_table.c.id == entry.id).values(lease_until=0.0))
 
+    def purge(self, channel: str) -> int:
+        """Delete ``channel``'s entries handled more than :data:`KEEP_SECONDS` ago; how many."""
+        with write_transaction(self.engine) as conn:
+            return conn.execute(inbox_table.delete().where(
+                inbox_table.c.channel == channel,
+                inbox_table.c.done_at < self.clock() - KEEP_SECONDS)).rowcount
+
     def pending(self, channel: str) -> int:
         """How many entries of ``channel`` are not done."""
         with self.engine.connect() as conn:
@@ -197,6 +208,7 @@ class InboxWorker:
     async def drain(self) -> int:
         """Take the due entries and run them (in order per conversation); how many were run."""
         assert self._handler is not None
+        await asyncio.to_thread(self.inbox.purge, self.channel)
         entries = await asyncio.to_thread(self.inbox.take, self.channel)
         by_conversation: Dict[str, List[InboxEntry]] = {}
         for entry in entries:

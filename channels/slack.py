@@ -178,7 +178,8 @@ class PortalSlackInput(SlackInput):
             conversation_granularity=credentials.get("conversation_granularity", "sender"),
             max_chars=max_message_chars(),
             seen=recent_ids(CHANNEL_NAME),
-            inbox=InboxWorker(Inbox.from_env(), CHANNEL_NAME),
+            inbox=(InboxWorker(Inbox.from_env(), CHANNEL_NAME)
+                   if env_value("SLACK_BOT_TOKEN") and env_value("SLACK_SIGNING_SECRET") else None),
         )
 
     def _validate_credentials(self) -> None:

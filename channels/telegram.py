@@ -150,7 +150,8 @@ class PortalTelegramInput(InputChannel):
             webhook_url=env_value("TELEGRAM_WEBHOOK_URL"),
             max_chars=max_message_chars(),
             seen=recent_ids(CHANNEL_NAME),
-            inbox=InboxWorker(Inbox.from_env(), CHANNEL_NAME),
+            inbox=(InboxWorker(Inbox.from_env(), CHANNEL_NAME)
+                   if env_value("TELEGRAM_BOT_TOKEN") and env_value("TELEGRAM_WEBHOOK_SECRET") else None),
         )
 
     def get_output_channel(self) -> PortalTelegramOutput:

@@ -29,6 +29,7 @@ from tests.conftest import (
     assistant_env,
     start_assistant,
     stop_process,
+    wait_for,
 )
 
 SLACK_BOT_TOKEN = "xoxb-test-bot-token"
@@ -67,6 +68,20 @@ class ChannelAssistant:
                                 params={"token": RASA_API_TOKEN}, timeout=30)
         response.raise_for_status()
         return response.json()["events"]
+
+    def stored_user_events(self, sender_id: str, count: int) -> List[Dict[str, Any]]:
+        """The conversation's user events once at least ``count`` are stored.
+
+        Slack and Telegram get the reply during the turn, before Rasa saves it:
+        reading the tracker right after the reply arrived would race the save.
+        """
+        found: List[Dict[str, Any]] = []
+
+        def stored() -> bool:
+            found[:] = [event for event in self.tracker_events(sender_id) if event["event"] == "user"]
+            return len(found) >= count
+        wait_for(stored)
+        return found
 
     # --- Slack ----------------------------------------------------------------
 

@@ -10,7 +10,9 @@ from typing import Iterator, List
 import pytest
 from sqlalchemy.engine import make_url
 
-from channels.inbox import LEASE_SECONDS, MAX_ATTEMPTS, Inbox, InboxEntry, InboxWorker, inbox_metadata
+from channels.inbox import (
+    KEEP_SECONDS, LEASE_SECONDS, MAX_ATTEMPTS, Inbox, InboxEntry, InboxWorker, inbox_metadata,
+)
 from supportbot.cluster import drop_postgres_database, ensure_postgres_database
 from tests.scale_out.conftest import PG_ADMIN_URL
 from tracking.db import make_engine
@@ -120,3 +122,16 @@ def test_a_conversations_later_event_waits_while_an_earlier_one_is_in_another_in
     inbox.finish(other)
     clock.now += LEASE_SECONDS + 1
     assert [e.event_key for e in inbox.take("slack")] == ["Ev1", "Ev2"]
+
+
+def test_a_handled_event_is_forgotten_after_a_day_so_a_reused_id_is_a_new_event(inbox: Inbox, clock: Clock):
+    inbox.put("telegram", "7", "42", {"update_id": 7})
+    [entry] = inbox.take("telegram")
+    inbox.finish(entry)
+    assert not inbox.put("telegram", "7", "42", {"update_id": 7})  # a redelivery: recognised
+
+    clock.now += KEEP_SECONDS - 1
+    assert inbox.purge("telegram") == 0
+    clock.now += 2
+    assert inbox.purge("telegram") == 1
+    assert inbox.put("telegram", "7", "43", {"update_id": 7})  # Telegram reused the id much later

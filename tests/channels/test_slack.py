@@ -99,9 +99,7 @@ def test_a_direct_message_is_answered_through_the_configured_web_api(channels: C
     [reply] = channels.slack.wait_for(channels.slack.messages_to(dm))
     assert "one-time password" in reply.params["text"]
     assert reply.headers["Authorization"] == f"Bearer {SLACK_BOT_TOKEN}"
-    said = lambda: [e for e in channels.tracker_events(user) if e["event"] == "user"]  # noqa: E731
-    assert wait_for(lambda: len(said()) == 1)  # stored when the turn ends, after the reply
-    [user_event] = said()
+    [user_event] = channels.stored_user_events(user, 1)
     assert user_event["metadata"]["channel_user"] == {"channel": "slack",
                                                       "channel_user_id": f"{TEAM}:{user}"}
     assert "verified_identity" not in user_event["metadata"]
@@ -163,7 +161,7 @@ def test_a_retried_event_is_answered_only_once(channels: ChannelAssistant):
     replies = texts(channels.slack.wait_for(channels.slack.messages_to(dm), count=2))
     assert len(channels.slack.calls_where(channels.slack.messages_to(dm))) == 2
     assert "personal and business" in replies[0] and "one-time password" in replies[1]
-    assert len([e for e in channels.tracker_events(user) if e["event"] == "user"]) == 2
+    assert len(channels.stored_user_events(user, 2)) == 2
 
 
 def test_a_retry_of_an_event_that_never_arrived_is_answered(channels: ChannelAssistant):

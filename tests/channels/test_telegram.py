@@ -93,7 +93,7 @@ def test_a_private_message_is_answered(channels: ChannelAssistant):
     assert response.status_code == 200
     [reply] = channels.telegram.wait_for(channels.telegram.messages_to(chat))
     assert "one-time password" in reply.params["text"]
-    [user_event] = [e for e in channels.tracker_events(str(chat)) if e["event"] == "user"]
+    [user_event] = channels.stored_user_events(str(chat), 1)
     assert user_event["metadata"]["channel_user"] == {"channel": "telegram",
                                                       "channel_user_id": str(chat)}
     assert "verified_identity" not in user_event["metadata"]
