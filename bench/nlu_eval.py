@@ -9,7 +9,9 @@ both are wrong.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -24,6 +26,8 @@ TOPIC_LABELS = (
 )
 OUT_OF_SCOPE = "out_of_scope"
 FALLBACK = "nlu_fallback"
+#: Character similarity from which two messages count as near-copies.
+SIMILARITY = 0.9
 
 
 def read_nlu_examples(path: Path) -> List[Tuple[str, str]]:
@@ -104,3 +108,65 @@ def evaluate_model(model_path: Path, examples: Sequence[Tuple[str, str]]) -> Nlu
 
     predicted = asyncio.run(predict_all())
     return score([g for _, g in examples], predicted, [t for t, _ in examples])
+
+
+def _words(text: str) -> List[str]:
+    return re.sub(r"[^\w\s]", " ", text.lower()).split()
+
+
+def _one_word_apart(a: List[str], b: List[str]) -> bool:
+    """True if one word inserted, deleted or replaced turns ``a`` into ``b``.
+
+    Both must keep at least two words in common: "hi there" and "hey there"
+    are one word apart too, but neither is a copy of the other.
+    """
+    if abs(len(a) - len(b)) > 1 or min(len(a), len(b)) < 2:
+        return False
+    if len(a) == len(b) == 2:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) <= 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    for i in range(len(long_)):
+        if long_[:i] + long_[i + 1:] == short:
+            return True
+    return False
+
+
+def near_duplicate_reason(text: str, other: str) -> str:
+    """Why ``text`` is a near-copy of ``other`` ("" if it is not).
+
+    Near-copies: the same words once punctuation and case are ignored, the same
+    set of words, one word inserted/deleted/replaced, or a character
+    similarity (difflib ratio of the normalised texts) of at least 0.9.
+    One word apart counts only between messages of two words or more.
+    """
+    a, b = _words(text), _words(other)
+    joined_a, joined_b = " ".join(a), " ".join(b)
+    if joined_a == joined_b:
+        return "same words"
+    if set(a) == set(b):
+        return "same word set"
+    if _one_word_apart(a, b):
+        return "one word apart"
+    total = len(joined_a) + len(joined_b)
+    if total and 2 * min(len(joined_a), len(joined_b)) / total >= SIMILARITY:
+        matcher = difflib.SequenceMatcher(None, joined_a, joined_b, autojunk=False)
+        if matcher.real_quick_ratio() >= SIMILARITY and matcher.quick_ratio() >= SIMILARITY \
+                and matcher.ratio() >= SIMILARITY:
+            return f"character similarity {matcher.ratio():.2f}"
+    return ""
+
+
+def near_duplicates(
+    examples: Sequence[Tuple[str, str]], training: Sequence[Tuple[str, str]]
+) -> List[Tuple[str, str, str, str]]:
+    """(text, label, training text, reason) for each example that near-copies a training example."""
+    found = []
+    for text, label in examples:
+        for other, _ in training:
+            reason = near_duplicate_reason(text, other)
+            if reason:
+                found.append((text, label, other, reason))
+                break
+    return found

@@ -30,6 +30,8 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -44,31 +46,61 @@ VECTORIZERS = ("words", "chars")
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
+class EncoderFeatures(TransformerMixin, BaseEstimator):
+    """Sentence-encoder embeddings (all-MiniLM-L6-v2) as features, scaled by ``weight``.
+
+    Stateless: nothing is fitted, the encoder's weights come from its package
+    (:mod:`supportbot.sentence_encoder`), loaded once per process on first use.
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: List[Text], labels: Any = None) -> "EncoderFeatures":
+        return self
+
+    def transform(self, texts: List[Text]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(shared_encoder().encode(list(texts)) * self.weight)
+
+
+_ENCODER: List[Any] = []
+
+
+def shared_encoder() -> Any:
+    """The process's :class:`~supportbot.sentence_encoder.SentenceEncoder`, created on first use."""
+    if not _ENCODER:
+        from supportbot.sentence_encoder import SentenceEncoder
+
+        _ENCODER.append(SentenceEncoder())
+    return _ENCODER[0]
+
+
 def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
     """The untrained scikit-learn pipeline described by ``config``."""
-    words = TfidfVectorizer(
-        analyzer="word",
-        ngram_range=(1, config["word_max_ngram"]),
-        lowercase=True,
-        sublinear_tf=True,
-        token_pattern=r"(?u)\b\w+\b",
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(config["char_min_ngram"], config["char_max_ngram"]),
-        lowercase=True,
-        sublinear_tf=True,
-    )
+    features = []
+    if config["tfidf"]:
+        features.append(("words", TfidfVectorizer(
+            analyzer="word",
+            ngram_range=(1, config["word_max_ngram"]),
+            lowercase=True,
+            sublinear_tf=True,
+            token_pattern=r"(?u)\b\w+\b",
+        )))
+        features.append(("chars", TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(config["char_min_ngram"], config["char_max_ngram"]),
+            lowercase=True,
+            sublinear_tf=True,
+        )))
+    if config["encoder_weight"] > 0:
+        features.append(("encoder", EncoderFeatures(config["encoder_weight"])))
     classifier = LogisticRegression(
         C=config["C"],
         max_iter=config["max_iter"],
         class_weight="balanced",
         random_state=config["random_state"],
     )
-    return Pipeline(
-        [("features", FeatureUnion([("words", words), ("chars", chars)])),
-         ("classifier", classifier)]
-    )
+    return Pipeline([("features", FeatureUnion(features)), ("classifier", classifier)])
 
 
 @DefaultV1Recipe.register(
@@ -85,6 +117,9 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
             "char_min_ngram": 2,
             "char_max_ngram": 5,
             "C": 10.0,
+            "tfidf": True,
+            # 0: no sentence encoder; > 0: its embeddings join the TF-IDF features with this weight.
+            "encoder_weight": 0.0,
             "max_iter": 1000,
             "random_state": 42,
             "ranking_length": 10,
@@ -188,6 +223,8 @@ def pipeline_arrays(pipeline: Pipeline) -> Dict[str, np.ndarray]:
     union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     arrays: Dict[str, np.ndarray] = {}
     for name, vectorizer in union.transformer_list:
+        if not isinstance(vectorizer, TfidfVectorizer):
+            continue  # the encoder features are not fitted
         terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
         arrays[f"{name}_terms"] = np.array(terms, dtype=str)
         arrays[f"{name}_idf"] = vectorizer.idf_
@@ -203,6 +240,8 @@ def pipeline_from_arrays(config: Dict[Text, Any], arrays: Any) -> Pipeline:
     pipeline = build_pipeline(config)
     union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     for name, vectorizer in union.transformer_list:
+        if not isinstance(vectorizer, TfidfVectorizer):
+            continue
         terms = arrays[f"{name}_terms"].tolist()
         vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms)}
         vectorizer.fixed_vocabulary_ = False
