@@ -94,6 +94,9 @@ def main(argv=None) -> None:
         "tfidf + encoder w=1": {"encoder_weight": 1.0},
         "tfidf + encoder w=2": {"encoder_weight": 2.0},
         "tfidf + encoder w=3": {"encoder_weight": 3.0},
+        "tfidf + encoder w=2 C=3": {"encoder_weight": 2.0, "C": 3.0},
+        "tfidf + encoder w=2 C=30": {"encoder_weight": 2.0, "C": 30.0},
+        "tfidf + encoder w=1.5 C=20": {"encoder_weight": 1.5, "C": 20.0},
     }
     if args.only:
         configs = {k: v for k, v in configs.items() if args.only in k}

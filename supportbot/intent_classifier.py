@@ -128,7 +128,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
-        return ["sklearn"]
+        return ["sklearn", "tokenizers", "safetensors"]
 
     def __init__(
         self,
@@ -210,6 +210,8 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         except ValueError as error:
             logger.warning("Could not load %s: %s", cls.__name__, error)
             pipeline = None
+        if pipeline is not None and {**cls.get_default_config(), **config}["encoder_weight"] > 0:
+            shared_encoder()  # load the encoder's weights now, not during the first conversation
         return cls(config, model_storage, resource, pipeline)
 
 

@@ -64,6 +64,8 @@ AMBIGUOUS = {
     "INFO_PHONE_NUM_INTERNATIONAL", "INFO_CUSTOMER_SERVICE_HOURS", "INFO_BILLING_DEPT_CONTACT",
     "INFO_AGT_NOT_RESPONDING", "INFO_PROFILE_SECTION", "ST_GENERAL_REQUEST",
     "ST_WHAT_CAN_ABBY_DO", "INFO_srtwentytwo",
+    # "agent" there is the customer's insurance agent (a salesperson), here a support person
+    "INFO_FIND_AGENT", "INFO_WHO_IS_MY_AGENT", "INFO_CHANGE_AGENT", "INFO_AGENT_WRONG",
 }
 OUT_OF_SCOPE = "out_of_scope"
 MAX_PER_LABEL = 50
