@@ -38,8 +38,8 @@ SOURCES = {  # split -> (file, SHA-256)
 }
 #: SHA-256 of the built files: the frozen sets, so a changed mapping shows.
 FROZEN = {
-    "dev": None,
-    "test": None,
+    "dev": "f319f86c136d499210792b6afdcd67c6254a78e805e9f7765528ce26e750b2e2",
+    "test": "f2cb0eff07e9eef47bdcc2b10ee8106f41551690b1ebfff75718b69035f48c6a",
 }
 
 # ACID intent -> our label. Intents not listed here are out_of_scope, except
