@@ -11,13 +11,13 @@ with a tokenizer (Rasa requires one) and a ``FallbackClassifier`` after it.
 The trained model is stored as plain arrays (``numpy.savez``, loaded with
 ``allow_pickle=False``): nothing in a model file can run code, and loading it
 does not import skops (0.5 s and 25 MB per process: docs/performance.md).
-Models stored with skops by earlier versions still load (trusted types only).
+Models stored with skops by earlier versions are refused, not loaded: a skops
+file can name any importable type, and `make train` rebuilds the model.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
@@ -39,11 +39,9 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "tfidf_intent_classifier.npz"
-#: The format of earlier versions (skops), still read.
+#: The format of earlier versions (skops): refused, never loaded.
 SKOPS_MODEL_FILE = "tfidf_intent_classifier.skops"
 VECTORIZERS = ("words", "chars")
-# Types a stored model may contain; anything else is refused at load time.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
 class EncoderFeatures(TransformerMixin, BaseEstimator):
@@ -202,11 +200,13 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         """Load the trained pipeline; an untrained one if the model has none."""
         try:
             with model_storage.read_from(resource) as model_dir:
-                if (model_dir / MODEL_FILE).exists():
-                    with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
-                        pipeline = pipeline_from_arrays({**cls.get_default_config(), **config}, arrays)
-                else:
-                    pipeline = _load_skops(model_dir / SKOPS_MODEL_FILE)
+                if not (model_dir / MODEL_FILE).exists():
+                    raise ValueError(
+                        f"no {MODEL_FILE} in the model (a model of an earlier version is not "
+                        "loaded: retrain it with `make train`)"
+                    )
+                with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
+                    pipeline = pipeline_from_arrays({**cls.get_default_config(), **config}, arrays)
         except ValueError as error:
             logger.warning("Could not load %s: %s", cls.__name__, error)
             pipeline = None
@@ -255,14 +255,3 @@ def pipeline_from_arrays(config: Dict[Text, Any], arrays: Any) -> Pipeline:
     classifier.n_iter_ = arrays["n_iter"]
     classifier.n_features_in_ = classifier.coef_.shape[1]
     return pipeline
-
-
-def _load_skops(path: Path) -> Pipeline:
-    """A pipeline stored with skops by an earlier version (trusted types only)."""
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise ValueError(f"untrusted types in {path}: {refused}")
-    return sio.load(path, trusted=untrusted)
