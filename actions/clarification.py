@@ -26,6 +26,8 @@ from actions.topics import TOPIC_TITLES
 
 ACTION_NAME = "action_clarify"
 FALLBACK_INTENT = "nlu_fallback"
+# A message in another language is answered on its own and is not a misunderstanding.
+OTHER_LANGUAGE_INTENT = "other_language"
 MAX_SUGGESTIONS = 3
 # A topic below this confidence is too unlikely to suggest.
 MIN_SUGGESTION_CONFIDENCE = 0.05
@@ -44,7 +46,8 @@ def failed_attempts(events: List[Dict[str, Any]]) -> int:
     """Count how many times in a row the assistant has failed to understand.
 
     A message that was not understood counts, and so does "no" right after a
-    clarification. Any other message, or a new session, starts again at zero.
+    clarification. A message in another language neither counts nor breaks the
+    streak. Any other message, or a new session, starts again at zero.
     """
     streak = 0
     last_action: Optional[str] = None
@@ -56,6 +59,8 @@ def failed_attempts(events: List[Dict[str, Any]]) -> int:
             last_action = event.get("name")
         elif kind == "user":
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent == OTHER_LANGUAGE_INTENT:
+                continue
             rejected = intent == "deny" and last_action == ACTION_NAME
             streak = streak + 1 if intent == FALLBACK_INTENT or rejected else 0
     return streak

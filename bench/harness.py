@@ -172,9 +172,17 @@ def _nlu_scores(model: Path) -> Dict[str, float]:
 
     warnings.simplefilter("ignore")  # Rasa's and TensorFlow's deprecation noise would bury the progress lines
 
-    report = evaluate_model(model, read_nlu_examples(PROJECT_ROOT / "tests" / "nlu_holdout.yml"))
-    return {"accuracy": report.accuracy, "min_topic_f1": min(report.f1[t] for t in TOPIC_LABELS),
-            "out_of_scope_accepted": report.out_of_scope_accepted}
+    from bench.nlu_eval import load_agent
+    from tests.nlu_realworld import build as realworld
+
+    agent = load_agent(model)
+    report = evaluate_model(model, read_nlu_examples(PROJECT_ROOT / "tests" / "nlu_holdout.yml"), agent)
+    scores = {"accuracy": report.accuracy, "min_topic_f1": min(report.f1[t] for t in TOPIC_LABELS),
+              "out_of_scope_accepted": report.out_of_scope_accepted}
+    if realworld.TEST_SET.exists():  # rebuilt by tests/test_nlu_realworld.py or tests/nlu_realworld/build.py
+        real = evaluate_model(model, read_nlu_examples(realworld.TEST_SET), agent)
+        scores.update(real_understood=real.in_scope_understood, real_out_of_scope_accepted=real.out_of_scope_accepted)
+    return scores
 
 
 def nlu_scores(model: Path) -> Dict[str, float]:

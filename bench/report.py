@@ -108,6 +108,9 @@ class PipelineResult:
     accuracy: Optional[float] = None
     min_topic_f1: Optional[float] = None
     out_of_scope_accepted: Optional[float] = None
+    #: On the frozen real-user test set (tests/nlu_realworld), when it is built.
+    real_understood: Optional[float] = None
+    real_out_of_scope_accepted: Optional[float] = None
 
     def median(self, value: Callable[[RunFigures], Optional[float]]) -> Optional[float]:
         """Median over the repetitions of ``value(run)``; None when no run has it."""
@@ -247,8 +250,9 @@ def render(results: Sequence[PipelineResult], targets: Sequence[Target], *, repe
         "",
         f"| pipeline | start to ready | Rasa RSS after the load | action server RSS | training | turns 1-{LONG_WINDOW} p50 "
         f"| turns {long_turns - LONG_WINDOW + 1}-{long_turns} p50 | ratio | held-out accuracy "
-        "| lowest topic F1 | out-of-scope taken for a topic |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lowest topic F1 | out-of-scope taken for a topic | real users: in-scope understood "
+        "| real users: out-of-scope taken for a topic |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         if result.accuracy is None and result.train_seconds is None and not any(r.rss_mb for r in result.runs):
@@ -258,7 +262,8 @@ def render(results: Sequence[PipelineResult], targets: Sequence[Target], *, repe
             f"| {_memory(result, 'rasa')} | {_memory(result, 'actions')} "
             f"| {fmt(result.train_seconds, ' s', 0)} | {fmt(result.median(lambda r: r.long_first_ms), ' ms')} "
             f"| {fmt(result.median(lambda r: r.long_last_ms), ' ms')} | {fmt(result.long_ratio(), 'x', 2)} "
-            f"| {_pct(result.accuracy)} | {fmt(result.min_topic_f1, digits=3)} | {_pct(result.out_of_scope_accepted)} |")
+            f"| {_pct(result.accuracy)} | {fmt(result.min_topic_f1, digits=3)} | {_pct(result.out_of_scope_accepted)} "
+            f"| {_pct(result.real_understood)} | {_pct(result.real_out_of_scope_accepted)} |")
     if any(result.load(kind, c, "messages") == 0 for result in results for kind in ("faq", "action")
            for c in CONCURRENCY_LEVELS):
         notes = [*notes, "A latency of \"-\": no turn of that kind started in the measured window "

@@ -35,3 +35,8 @@ if [ ! -x "$venv/bin/python" ] || ! runs_310 "$venv/bin/python"; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip==24.0
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+# Packages installed without their declared dependencies (requirements-nodeps.txt explains why).
+nodeps="$(dirname "$requirements")/requirements-nodeps.txt"
+if [ -f "$nodeps" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$nodeps"
+fi

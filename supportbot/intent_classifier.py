@@ -11,13 +11,13 @@ with a tokenizer (Rasa requires one) and a ``FallbackClassifier`` after it.
 The trained model is stored as plain arrays (``numpy.savez``, loaded with
 ``allow_pickle=False``): nothing in a model file can run code, and loading it
 does not import skops (0.5 s and 25 MB per process: docs/performance.md).
-Models stored with skops by earlier versions still load (trusted types only).
+Models stored with skops by earlier versions are refused, not loaded: a skops
+file can name any importable type, and `make train` rebuilds the model.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
@@ -30,6 +30,8 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -37,38 +39,66 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "tfidf_intent_classifier.npz"
-#: The format of earlier versions (skops), still read.
+#: The format of earlier versions (skops): refused, never loaded.
 SKOPS_MODEL_FILE = "tfidf_intent_classifier.skops"
 VECTORIZERS = ("words", "chars")
-# Types a stored model may contain; anything else is refused at load time.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+class EncoderFeatures(TransformerMixin, BaseEstimator):
+    """Sentence-encoder embeddings (all-MiniLM-L6-v2) as features, scaled by ``weight``.
+
+    Stateless: nothing is fitted, the encoder's weights come from its package
+    (:mod:`supportbot.sentence_encoder`), loaded once per process on first use.
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: List[Text], labels: Any = None) -> "EncoderFeatures":
+        return self
+
+    def transform(self, texts: List[Text]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(shared_encoder().encode(list(texts)) * self.weight)
+
+
+_ENCODER: List[Any] = []
+
+
+def shared_encoder() -> Any:
+    """The process's :class:`~supportbot.sentence_encoder.SentenceEncoder`, created on first use."""
+    if not _ENCODER:
+        from supportbot.sentence_encoder import SentenceEncoder
+
+        _ENCODER.append(SentenceEncoder())
+    return _ENCODER[0]
 
 
 def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
     """The untrained scikit-learn pipeline described by ``config``."""
-    words = TfidfVectorizer(
-        analyzer="word",
-        ngram_range=(1, config["word_max_ngram"]),
-        lowercase=True,
-        sublinear_tf=True,
-        token_pattern=r"(?u)\b\w+\b",
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(config["char_min_ngram"], config["char_max_ngram"]),
-        lowercase=True,
-        sublinear_tf=True,
-    )
+    features = []
+    if config["tfidf"]:
+        features.append(("words", TfidfVectorizer(
+            analyzer="word",
+            ngram_range=(1, config["word_max_ngram"]),
+            lowercase=True,
+            sublinear_tf=True,
+            token_pattern=r"(?u)\b\w+\b",
+        )))
+        features.append(("chars", TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(config["char_min_ngram"], config["char_max_ngram"]),
+            lowercase=True,
+            sublinear_tf=True,
+        )))
+    if config["encoder_weight"] > 0:
+        features.append(("encoder", EncoderFeatures(config["encoder_weight"])))
     classifier = LogisticRegression(
         C=config["C"],
         max_iter=config["max_iter"],
         class_weight="balanced",
         random_state=config["random_state"],
     )
-    return Pipeline(
-        [("features", FeatureUnion([("words", words), ("chars", chars)])),
-         ("classifier", classifier)]
-    )
+    return Pipeline([("features", FeatureUnion(features)), ("classifier", classifier)])
 
 
 @DefaultV1Recipe.register(
@@ -85,6 +115,9 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
             "char_min_ngram": 2,
             "char_max_ngram": 5,
             "C": 10.0,
+            "tfidf": True,
+            # 0: no sentence encoder; > 0: its embeddings join the TF-IDF features with this weight.
+            "encoder_weight": 0.0,
             "max_iter": 1000,
             "random_state": 42,
             "ranking_length": 10,
@@ -93,7 +126,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
-        return ["sklearn"]
+        return ["sklearn", "tokenizers", "safetensors"]
 
     def __init__(
         self,
@@ -167,14 +200,18 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         """Load the trained pipeline; an untrained one if the model has none."""
         try:
             with model_storage.read_from(resource) as model_dir:
-                if (model_dir / MODEL_FILE).exists():
-                    with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
-                        pipeline = pipeline_from_arrays({**cls.get_default_config(), **config}, arrays)
-                else:
-                    pipeline = _load_skops(model_dir / SKOPS_MODEL_FILE)
+                if not (model_dir / MODEL_FILE).exists():
+                    raise ValueError(
+                        f"no {MODEL_FILE} in the model (a model of an earlier version is not "
+                        "loaded: retrain it with `make train`)"
+                    )
+                with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
+                    pipeline = pipeline_from_arrays({**cls.get_default_config(), **config}, arrays)
         except ValueError as error:
             logger.warning("Could not load %s: %s", cls.__name__, error)
             pipeline = None
+        if pipeline is not None and {**cls.get_default_config(), **config}["encoder_weight"] > 0:
+            shared_encoder()  # load the encoder's weights now, not during the first conversation
         return cls(config, model_storage, resource, pipeline)
 
 
@@ -188,6 +225,8 @@ def pipeline_arrays(pipeline: Pipeline) -> Dict[str, np.ndarray]:
     union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     arrays: Dict[str, np.ndarray] = {}
     for name, vectorizer in union.transformer_list:
+        if not isinstance(vectorizer, TfidfVectorizer):
+            continue  # the encoder features are not fitted
         terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
         arrays[f"{name}_terms"] = np.array(terms, dtype=str)
         arrays[f"{name}_idf"] = vectorizer.idf_
@@ -203,6 +242,8 @@ def pipeline_from_arrays(config: Dict[Text, Any], arrays: Any) -> Pipeline:
     pipeline = build_pipeline(config)
     union, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     for name, vectorizer in union.transformer_list:
+        if not isinstance(vectorizer, TfidfVectorizer):
+            continue
         terms = arrays[f"{name}_terms"].tolist()
         vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms)}
         vectorizer.fixed_vocabulary_ = False
@@ -214,14 +255,3 @@ def pipeline_from_arrays(config: Dict[Text, Any], arrays: Any) -> Pipeline:
     classifier.n_iter_ = arrays["n_iter"]
     classifier.n_features_in_ = classifier.coef_.shape[1]
     return pipeline
-
-
-def _load_skops(path: Path) -> Pipeline:
-    """A pipeline stored with skops by an earlier version (trusted types only)."""
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise ValueError(f"untrusted types in {path}: {refused}")
-    return sio.load(path, trusted=untrusted)

@@ -84,11 +84,11 @@ def test_unclear_messages_get_suggestions_then_an_admission_then_a_person(
     assert "Did you mean" in texts(first)
     assert "/deny" in payloads(first) and len(payloads(first)) >= 2
 
-    second = assistant.say(sender, "the phone and the colleague")
+    second = assistant.say(sender, "both of them")
     assert "I'd rather not guess" in texts(second)
     assert "/human_handoff" in payloads(second)
 
-    third = assistant.say(sender, "can my colleague do it")
+    third = assistant.say(sender, "switch it over")
     assert "support team" in texts(third)
     assert "Did you mean" not in texts(third)
 

@@ -51,11 +51,34 @@ def test_the_stored_model_holds_only_plain_arrays(trained):
             assert {"words_terms", "chars_terms", "classes", "coef"} <= set(arrays.files)
 
 
-def test_a_model_stored_with_skops_by_the_earlier_version_still_loads(trained, tmp_path):
+def test_a_model_stored_with_skops_by_an_earlier_version_is_refused_not_loaded(trained, tmp_path, caplog):
     classifier, _, _ = trained
     storage, resource = LocalModelStorage(tmp_path), Resource("old")
     with storage.write_to(resource) as model_dir:
         sio.dump(classifier.pipeline, Path(model_dir) / SKOPS_MODEL_FILE)
     loaded = TfidfIntentClassifier.load(TfidfIntentClassifier.get_default_config(), storage, resource, None)
-    texts = ["how do I close my account", "what is two factor authentication"]
+    assert loaded.pipeline is None
+    assert parse(loaded, ["how do I close my account"]) == [(None, None)]
+    assert "make train" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def trained_with_encoder(tmp_path_factory):
+    storage = LocalModelStorage(tmp_path_factory.mktemp("model_with_encoder"))
+    resource = Resource("intent_classifier")
+    examples = [Message.build(text, intent) for path in NLU[:4] for text, intent in read_nlu_examples(path)]
+    config = {**TfidfIntentClassifier.get_default_config(), "encoder_weight": 2.0}
+    classifier = TfidfIntentClassifier.create(config, storage, resource, None)
+    classifier.train(TrainingData(examples))
+    return classifier, storage, resource, config
+
+
+def test_a_classifier_with_the_sentence_encoder_loads_with_the_same_answers(trained_with_encoder):
+    classifier, storage, resource, config = trained_with_encoder
+    texts = ["my bookkeeper needs her own login", "wich acount types r there", "", "ÄÖÜ ß ?"]
+    loaded = TfidfIntentClassifier.load(config, storage, resource, None)
     assert parse(loaded, texts) == parse(classifier, texts)
+    with storage.read_from(resource) as model_dir:
+        with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
+            # TF-IDF columns plus the encoder's 384 dimensions
+            assert arrays["coef"].shape[1] == len(arrays["words_terms"]) + len(arrays["chars_terms"]) + 384

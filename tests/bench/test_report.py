@@ -119,6 +119,17 @@ def test_report_shows_every_row_the_verdicts_and_the_repetitions():
     assert "- Cluster rows not measured: x" in text
 
 
+def test_report_shows_the_real_user_test_set_beside_the_held_out_figures():
+    ours = PipelineResult("ours", runs=[_run(8, 300)], train_seconds=16, accuracy=0.972, min_topic_f1=0.889,
+                          out_of_scope_accepted=0.0, real_understood=0.794, real_out_of_scope_accepted=0.056)
+    reference = PipelineResult("reference", runs=[_run(9, 300)], accuracy=0.95)
+    text = render([ours, reference], evaluate_targets(ours, reference, long_turns=300), repetitions=1,
+                  notes=[], long_turns=300)
+    assert "real users: in-scope understood | real users: out-of-scope taken for a topic |" in text
+    assert "| 97.2% | 0.889 | 0.0% | 79.4% | 5.6% |" in text
+    assert "| 95.0% | - | - | - | - |" in text  # not measured: shown as such, not as zero
+
+
 def test_the_measured_part_replaces_only_what_is_between_the_markers():
     document = f"# Benchmarks\n\nHand-written intro.\n\n{BEGIN_MARKER}\nold table\n{END_MARKER}\n\n## Notes\nkept\n"
     updated = replace_measured(document, "new table", "# default")
