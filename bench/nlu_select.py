@@ -84,7 +84,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import supportbot.intent_classifier as intent_classifier
 
-    cached = CachedEncoder(Path("/tmp/nlu_embedding_cache.npz"))
+    cached = CachedEncoder(REALWORLD / "embedding_cache.npz")  # git-ignored, beside the sets
     intent_classifier._ENCODER[:] = [cached]
     train = training_examples()
     dev = read_nlu_examples(REALWORLD / "dev.yml")

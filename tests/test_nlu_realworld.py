@@ -34,7 +34,8 @@ def test_set() -> List[Tuple[str, str]]:
         try:
             realworld.build(Path(source) if source else None)
         except OSError as error:
-            pytest.fail(f"cannot rebuild the real-user test set ({error}); set ACID_SOURCE, see "
+            pytest.fail(f"cannot rebuild the real-user test set ({error}): set ACID_SOURCE to a copy of "
+                        "https://github.com/AmFamMLTeam/ACID (a folder or its git directory), see "
                         "tests/nlu_realworld/README.md")
     return read_nlu_examples(realworld.TEST_SET)
 
