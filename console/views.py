@@ -10,6 +10,7 @@ from console.html import Markup, join, render, url
 from console.queries import (
     DEFAULT_SORT,
     INBOX_VIEWS,
+    INTERRUPTED,
     PENDING,
     SORTS,
     STATUS_LABELS,
@@ -187,6 +188,8 @@ def conversation_badges(summary: Dict[str, Any], operations: Sequence[Tuple[str,
         parts.append(badge("support", "support request"))
     if summary["failed_action_count"]:
         parts.append(badge("failed", f"failed action ×{summary['failed_action_count']}"))
+    if summary.get("form_interruption_count"):
+        parts.append(badge("interrupted", f"form interrupted ×{summary['form_interruption_count']}"))
     for name, outcome in operations:
         parts.append(badge(outcome, f"{name} {outcome}"))
     return join(parts, " ")
@@ -305,8 +308,8 @@ def _item(item: Item) -> Markup:
             cls=classes, id=item.event_id, when=when, text=item.text or "(no text)", chips=chips,
             marks=_marks(item.marks),
         )
-    if item.kind in (conv.ACTION, "rejected"):
-        label = "action" if item.kind == conv.ACTION else "rejected action"
+    if item.kind in (conv.ACTION, INTERRUPTED):
+        label = "action" if item.kind == conv.ACTION else "form interrupted"
         return render(
             '<li class="{cls}" id="e{id}"><span class="label">{label}</span> <code class="action-name">{name}</code>'
             ' <span class="policy">{policy} · {conf}</span> {marks}</li>',
@@ -494,7 +497,9 @@ def dashboard_page(*, d: Dashboard, csrf: str, email: str) -> Markup:
         '<span>containment (no hand-off or support request)</span></div>'
         '<div class="card"><span class="figure" id="stat-fallback">{fallback}</span>'
         '<span>of conversations had a fallback ({msg_fallback} of customer messages)</span></div>'
-        '<div class="card"><span class="figure">{handed}</span><span>handed to a person</span></div></div>'
+        '<div class="card"><span class="figure">{handed}</span><span>handed to a person</span></div>'
+        '<div class="card"><a class="figure" id="stat-failed" href="{failed_link}">{failed}</a>'
+        '<span>had a failed action (error, timeout; form interruptions are not failures)</span></div></div>'
         '<section class="panel"><h2>Conversations per day</h2>{c1}'
         '<details><summary>Figures</summary><table><thead><tr><th>Day (UTC)</th><th class="num">Conversations</th>'
         '<th class="num">Handed off</th><th class="num">With fallback</th></tr></thead><tbody>{day_rows}</tbody></table></details></section>'
@@ -506,6 +511,9 @@ def dashboard_page(*, d: Dashboard, csrf: str, email: str) -> Markup:
         f=d.date_from.isoformat(), t=d.date_to.isoformat(), total=d.conversations,
         containment=fmt_pct(d.containment), fallback=fmt_pct(d.fallback_rate),
         msg_fallback=fmt_pct(d.message_fallback_rate), handed=d.conversations - d.contained,
+        failed=d.with_failure,
+        failed_link=url("/conversations", [("failed", "1"), ("from", d.date_from.isoformat()),
+                                           ("to", d.date_to.isoformat())]),
         c1=_chart("columns", "Conversations per day", per_day),
         c2=_chart("bars", "Top intents (customer messages)", intents),
         c3=_chart("stacked", "Operations (conversations)", operations) if operations else "",

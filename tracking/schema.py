@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Sequence, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -62,6 +63,8 @@ conversation_summary = sa.Table(
     sa.Column("handoff_count", sa.Integer, nullable=False, default=0),
     sa.Column("support_request_count", sa.Integer, nullable=False, default=0),
     sa.Column("failed_action_count", sa.Integer, nullable=False, default=0),
+    # Forms interrupted (action_execution_rejected): neutral, not failures.
+    sa.Column("form_interruption_count", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("operations_performed", sa.Integer, nullable=False, default=0),
     sa.Column("operations_refused", sa.Integer, nullable=False, default=0),
     sa.Column("first_user_text", sa.String(200)),
@@ -172,6 +175,26 @@ def has_sqlite_fts(conn: Connection) -> bool:
     return row is not None
 
 
+# FOR THE LEAD (Alembic at merge): columns added to existing tables after their
+# first release. ``create_all`` does not add columns to a table that exists, so
+# ``create_schema`` adds these when missing; a migration should take them over.
+#: (table, column name, DDL type and default) added when missing.
+MISSING_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
+    ("conversation_summary", "form_interruption_count", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def add_missing_columns(conn: Connection, columns: Sequence[Tuple[str, str, str]]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each (table, column, DDL) the database lacks."""
+    inspector = sa.inspect(conn)
+    for table, column, ddl in columns:
+        if not inspector.has_table(table):
+            continue
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+            logger.info("Added the column %s.%s", table, column)
+
+
 def create_schema(engine: Engine, *extra: sa.MetaData) -> None:
     """Create the missing tables, indexes and search index, serialised across processes.
 
@@ -184,6 +207,7 @@ def create_schema(engine: Engine, *extra: sa.MetaData) -> None:
         metadata.create_all(conn, checkfirst=True)
         for more in extra:
             more.create_all(conn, checkfirst=True)
+        add_missing_columns(conn, MISSING_COLUMNS)
         if is_sqlite(conn):
             create_sqlite_fts(conn)
         elif is_postgresql(conn):
