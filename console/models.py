@@ -2,7 +2,8 @@
 
 Times are unix timestamps (UTC), like Rasa's events. Review records name the
 lead who made them (``*_by`` / ``lead_id``) and when (``*_at``); every change
-to a conversation's review is also appended to ``conversation_activity``.
+to a conversation's review is also appended to ``conversation_activity``, and
+every admin action on a lead to ``console_admin_audit``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ lead = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    # "lead" reviews conversations; "admin" also manages leads (console/admin.py).
+    sa.Column("role", sa.String(16), nullable=False, default="lead", server_default="lead"),
+)
+
+#: FOR THE LEAD (Alembic at merge): columns added to existing console tables;
+#: ``console.app.prepare_database`` adds them when missing until a migration does.
+MISSING_COLUMNS = (
+    ("console_lead", "role", "VARCHAR(16) NOT NULL DEFAULT 'lead'"),
 )
 
 session = sa.Table(
@@ -97,4 +106,18 @@ nlu_review = sa.Table(
     sa.Column("lead_id", sa.Integer, sa.ForeignKey("console_lead.id"), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_nlu_review_outcome", "outcome", "at"),
+)
+
+admin_audit = sa.Table(
+    "console_admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    # Who: the admin's lead id (None from the command line) and a readable name kept as it was.
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("console_lead.id")),
+    sa.Column("actor", sa.String(300), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # create_lead, disable_lead, enable_lead, reset_password
+    # Whom: the lead acted on, and their e-mail as it was.
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("console_lead.id")),
+    sa.Column("target_email", sa.String(254), nullable=False),
 )

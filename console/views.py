@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from console.admin import ACTION_LABELS
 from console.html import Markup, join, render, url
 from console.queries import (
     DEFAULT_SORT,
@@ -528,3 +529,49 @@ def error_page(status: int, message: str, *, email: Optional[str] = None, csrf: 
     body = render('<h1>{status}</h1><p>{message}</p><p><a href="/conversations">Back to the conversations</a></p>',
                   status=status, message=message)
     return layout(str(status), body, email=email, csrf=csrf)
+
+
+# --------------------------------------------------------------------------- admin: leads
+
+
+def _lead_row(row: Dict[str, Any], csrf: str) -> Markup:
+    if row["role"] != "lead":
+        actions = Markup('<span class="byline">managed from the command line</span>')
+    else:
+        toggle = "enable" if row["disabled"] else "disable"
+        actions = render(
+            '<form method="post" action="/admin/leads/{toggle}" class="row">{csrf}'
+            '<input type="hidden" name="email" value="{email}"><button type="submit">{label}</button></form>'
+            '<form method="post" action="/admin/leads/reset-password" class="row">{csrf}'
+            '<input type="hidden" name="email" value="{email}">'
+            '<label>New password <input type="password" name="password" autocomplete="new-password" '
+            'minlength="12" required></label><button type="submit">Reset password</button></form>',
+            toggle=toggle, label="Re-enable" if row["disabled"] else "Disable", csrf=csrf_field(csrf),
+            email=row["email"])
+    return render('<tr data-lead="{email}"><td>{email}</td><td>{role}</td><td>{state}</td><td>{created}</td>'
+                  '<td>{actions}</td></tr>', email=row["email"], role=row["role"],
+                  state="disabled" if row["disabled"] else "active", created=fmt_time(row["created_at"]),
+                  actions=actions)
+
+
+def leads_page(*, leads: Sequence[Dict[str, Any]], audit: Sequence[Dict[str, Any]], csrf: str, email: str,
+               flash: Optional[str] = None, error: Optional[str] = None) -> Markup:
+    """Admins: the leads, forms to manage them, and the audit trail of admin actions."""
+    audit_rows = join(render('<tr class="audit"><td>{at}</td><td>{actor}</td><td>{what}</td><td>{whom}</td></tr>',
+                             at=fmt_time(a["at"]), actor=a["actor"], what=ACTION_LABELS.get(a["action"], a["action"]),
+                             whom=a["target_email"]) for a in audit)
+    body = render(
+        '<h1>Leads</h1>{flash}{error}'
+        '<section class="panel"><h2>Add a lead</h2>'
+        '<form method="post" action="/admin/leads/create" class="row">{csrf}'
+        '<label>E-mail <input type="email" name="email" required></label>'
+        '<label>Password <input type="password" name="password" autocomplete="new-password" minlength="12" '
+        'required></label><button type="submit">Create lead</button></form></section>'
+        '<div class="table-wrap"><table class="list"><thead><tr><th>E-mail</th><th>Role</th><th>State</th>'
+        '<th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>'
+        '<section class="panel"><h2>Audit trail</h2><table><thead><tr><th>When</th><th>Who</th><th>What</th>'
+        '<th>Whom</th></tr></thead><tbody>{audit_rows}</tbody></table></section>',
+        flash=flash_box(flash, "ok"), error=flash_box(error), csrf=csrf_field(csrf),
+        rows=join(_lead_row(row, csrf) for row in leads), audit_rows=audit_rows,
+    )
+    return layout("Leads", body, email=email, csrf=csrf, active="leads")

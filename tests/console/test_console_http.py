@@ -53,9 +53,10 @@ def lead(console: ConsoleUnderTest) -> requests.Session:
 
 PAGES = ["/", "/conversations", "/conversations?fallback=1", "/conversation?id=x", "/dashboard", "/nlu-inbox",
          "/conversations/export.csv", "/conversations/export.jsonl", "/nlu-inbox/export.yml",
-         "/support-requests", "/support-requests?delivery=failed"]
+         "/support-requests", "/support-requests?delivery=failed", "/admin/leads"]
 ACTIONS = ["/conversation/tags", "/conversation/tags/remove", "/conversation/notes", "/conversation/status",
-           "/nlu-inbox/label", "/logout", "/support-requests/retry", "/support-requests/release"]
+           "/nlu-inbox/label", "/logout", "/support-requests/retry", "/support-requests/release",
+           "/admin/leads/create", "/admin/leads/disable", "/admin/leads/enable", "/admin/leads/reset-password"]
 
 
 def test_nothing_is_reachable_without_signing_in(console: ConsoleUnderTest):
