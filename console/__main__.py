@@ -76,13 +76,13 @@ def lead_command(command: str, email: str, url: Optional[str], *, admin_role: bo
                     disable = command == "disable-lead"
                     changed = admin.set_disabled(conn, actor, email, disable, now=now, admins_too=True)
                     state = "disabled" if disable else "enabled"
-                    message = f"{'' if changed else 'Already '}{state}: {address}."
+                    message = f"{'Already ' + state if not changed else state.capitalize()}: {address}."
         except auth.LeadError as error:
             print(error, file=sys.stderr)
             return 1
     finally:
         engine.dispose()
-    print(message[0].upper() + message[1:])
+    print(message)
     return 0
 
 
