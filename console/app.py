@@ -28,7 +28,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from console import auth, privacy, queries, review, support, views
+from console import admin, auth, privacy, queries, review, support, views
 from console.models import metadata as console_metadata
 from console.settings import ConsoleSettings
 from tracking.db import read_transaction, write_transaction
@@ -62,6 +62,9 @@ DONE_MESSAGES = {
     "tag": "Tag added.", "untag": "Tag removed.", "note": "Note added.", "status": "Review status saved.",
     "confirmed": "Label confirmed.", "corrected": "Correction saved.", **support.DONE_MESSAGES,
 }
+ADMIN_DONE = {"created": "Lead created.", "disabled": "Lead disabled; their sessions are ended.",
+              "enabled": "Lead re-enabled.", "reset": "Password changed; the lead's sessions are ended.",
+              "unchanged": "Nothing to change."}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -462,6 +465,50 @@ class Console:
         d = await self.run(self.read, queries.dashboard, date_from, date_to)
         return html_response(views.dashboard_page(d=d, csrf=lead.csrf_token, email=lead.email))
 
+    # ------------------------------------------------------------------ admin: leads
+
+    async def _require_admin(self, request: web.Request) -> auth.SignedIn:
+        """The signed-in admin; 403 for a lead."""
+        signed_in: auth.SignedIn = request["lead"]
+        role = await self.run(self.read, admin.role_of, signed_in.lead_id)
+        if role != admin.ADMIN:
+            raise web.HTTPForbidden(reason="Only admins manage leads")
+        return signed_in
+
+    async def _leads_page(self, signed_in: auth.SignedIn, *, flash: Optional[str] = None,
+                          error: Optional[str] = None, status: int = 200) -> web.Response:
+        leads = await self.run(self.read, admin.list_leads)
+        audit = await self.run(self.read, admin.audit_log)
+        return html_response(views.leads_page(leads=leads, audit=audit, csrf=signed_in.csrf_token,
+                                              email=signed_in.email, flash=flash, error=error), status=status)
+
+    async def leads(self, request: web.Request) -> web.StreamResponse:
+        signed_in = await self._require_admin(request)
+        return await self._leads_page(signed_in, flash=ADMIN_DONE.get(request.query.get("done", "")))
+
+    async def lead_action(self, request: web.Request) -> web.StreamResponse:
+        """Create, disable, re-enable a lead or reset their password (``/admin/leads/<action>``)."""
+        signed_in = await self._require_admin(request)
+        form = await request.post()
+        email = str(form.get("email") or "")[:254]
+        password = str(form.get("password") or "")[:auth.MAX_PASSWORD_CHARS]
+        actor = admin.Actor(signed_in.lead_id, signed_in.email)
+        now, action = self.clock(), request.path.rsplit("/", 1)[-1]
+        try:
+            if action == "create":
+                await self.run(self.write, admin.create, actor, email, password, now=now)
+                done = "created"
+            elif action in ("disable", "enable"):
+                changed = await self.run(self.write, admin.set_disabled, actor, email, action == "disable", now=now)
+                done = f"{action}d" if changed else "unchanged"
+            else:
+                await self.run(self.write, admin.reset_password, actor, email, password, now=now)
+                done = "reset"
+        except auth.LeadError as error:
+            return await self._leads_page(signed_in, error=str(error), status=400)
+        logger.info("Admin action %s on a lead.", action)
+        raise web.HTTPFound(views.url("/admin/leads", [("done", done)]))
+
     async def index(self, _request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/conversations")
 
@@ -521,10 +568,13 @@ def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[],
     r.add_get("/privacy", console.privacy.form)
     r.add_post("/privacy/export", console.privacy.export)
     r.add_post("/privacy/erase", console.privacy.erase)
+    r.add_get("/admin/leads", console.leads)
+    for action in ("create", "disable", "enable", "reset-password"):
+        r.add_post(f"/admin/leads/{action}", console.lead_action)
     r.add_static("/static/", STATIC_DIR)
     return app
 
 
 def prepare_database(engine: Engine) -> None:
-    """Create the tracker store's and the console's tables if they are missing."""
+    """Create the tracker store's and the console's tables (and columns) if they are missing."""
     create_schema_when_reachable(engine, console_metadata)

@@ -2,7 +2,8 @@
 
 Times are unix timestamps (UTC), like Rasa's events. Review records name the
 lead who made them (``*_by`` / ``lead_id``) and when (``*_at``); every change
-to a conversation's review is also appended to ``conversation_activity``.
+to a conversation's review is also appended to ``conversation_activity``, and
+every admin action on a lead to ``console_admin_audit``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ lead = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    # "lead" reviews conversations; "admin" also manages leads (console/admin.py).
+    sa.Column("role", sa.String(16), nullable=False, default="lead", server_default="lead"),
 )
+
 
 session = sa.Table(
     "console_session",
@@ -101,3 +105,16 @@ nlu_review = sa.Table(
 
 #: The console's tables keyed by conversation: removed with the conversation (retention, erasure).
 CONVERSATION_TABLES = (review, tag, note, activity, nlu_review)
+admin_audit = sa.Table(
+    "console_admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    # Who: the admin's lead id (None from the command line) and a readable name kept as it was.
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("console_lead.id")),
+    sa.Column("actor", sa.String(300), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # create_lead, disable_lead, enable_lead, reset_password
+    # Whom: the lead acted on, and their e-mail as it was.
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("console_lead.id")),
+    sa.Column("target_email", sa.String(254), nullable=False),
+)

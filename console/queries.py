@@ -392,7 +392,7 @@ def choices(conn: Connection) -> Dict[str, List[str]]:
 class Mark:
     """Something a lead should notice on a transcript line."""
 
-    kind: str  # fallback, failed, handoff, support, performed, refused, low
+    kind: str  # fallback, failed, interrupted, handoff, support, performed, refused, low
     label: str
 
 
@@ -401,7 +401,7 @@ class Item:
     """One line of a transcript."""
 
     event_id: int
-    kind: str  # session, user, bot, action, rejected, slot, form, other
+    kind: str  # session, user, bot, action, interrupted, slot, form, other
     at: float
     text: str = ""
     intent: Optional[str] = None
@@ -489,6 +489,16 @@ def _add_marker_marks(item: Item, data: Mapping[str, Any]) -> None:
     item.marks.append(Mark(kind, label))
 
 
+#: Kind of the transcript line and mark of a form interruption (neutral).
+INTERRUPTED = "interrupted"
+
+
+def _interruption_label(name: Optional[str], active_form: Optional[str]) -> str:
+    if name and name == active_form:
+        return f"Form interrupted: {name} did not take this message; the assistant answered it instead"
+    return f"Interrupted: {name or 'the action'} declined to run; the assistant chose another action"
+
+
 #: Bookkeeping events and actions a transcript leaves out.
 HIDDEN_EVENTS = frozenset({"user_featurization"})
 HIDDEN_ACTIONS = frozenset({conv.ACTION_LISTEN, "action_session_start"})
@@ -506,9 +516,9 @@ def build_items(rows: Sequence[Tuple[int, Mapping[str, Any]]], low: float) -> Li
         active_form = form.active
         form.feed(data)
         failed = detector.feed(data)
-        if failed is not None and kind != conv.REJECTED and pending_item is not None:
+        if failed is not None and pending_item is not None:
             pending_item.marks.append(Mark(
-                "failed", "Failed: the action left no result (action server error or unreachable)"))
+                "failed", "Failed: the action left no result (action server error, timeout or unreachable)"))
         item: Optional[Item] = None
         if kind == conv.SESSION_STARTED:
             item = Item(event_id, "session", at)
@@ -528,9 +538,9 @@ def build_items(rows: Sequence[Tuple[int, Mapping[str, Any]]], low: float) -> Li
                     item.marks.append(Mark("handoff", "Hand-off to a person"))
         elif kind == conv.REJECTED:
             confidence = data.get("confidence")
-            item = Item(event_id, "rejected", at, name=data.get("name"), policy=data.get("policy"),
+            item = Item(event_id, INTERRUPTED, at, name=data.get("name"), policy=data.get("policy"),
                         confidence=float(confidence) if confidence is not None else None)
-            item.marks.append(Mark("failed", "Failed: the action server rejected the action"))
+            item.marks.append(Mark(INTERRUPTED, _interruption_label(item.name, active_form)))
         elif kind == conv.SLOT:
             item = Item(event_id, "slot", at, name=data.get("name"),
                         value=json.dumps(data.get("value"), ensure_ascii=False)[:500])
@@ -605,6 +615,7 @@ class Dashboard:
     fallback_messages: int
     top_intents: List[Tuple[str, int]]
     operations: List[Dict[str, Any]]  # name, performed, refused
+    with_failure: int = 0  # conversations with a real failed action (not an interruption)
 
     @property
     def containment(self) -> Optional[float]:
@@ -630,6 +641,7 @@ def dashboard(conn: Connection, date_from: date, date_to: date) -> Dashboard:
                 sa.func.count().label("conversations"),
                 sa.func.sum(sa.case((handed_off, 1), else_=0)).label("handed_off"),
                 sa.func.sum(sa.case((S.c.fallback_count > 0, 1), else_=0)).label("with_fallback"),
+                sa.func.sum(sa.case((S.c.failed_action_count > 0, 1), else_=0)).label("with_failure"),
             ).where(S.c.started_day >= first, S.c.started_day <= last).group_by(S.c.started_day)
         )
     }
@@ -647,6 +659,7 @@ def dashboard(conn: Connection, date_from: date, date_to: date) -> Dashboard:
     total = sum(d["conversations"] for d in per_day)
     handed = sum(d["handed_off"] for d in per_day)
     with_fallback = sum(d["with_fallback"] for d in per_day)
+    with_failure = sum(int(r.with_failure or 0) for r in counts.values())
 
     m = message_index
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
@@ -672,7 +685,7 @@ def dashboard(conn: Connection, date_from: date, date_to: date) -> Dashboard:
         entry["performed" if kind == FACT_OPERATION_PERFORMED else "refused"] += int(n)
     ops = sorted(operations.values(), key=lambda e: (-(e["performed"] + e["refused"]), e["name"]))
     return Dashboard(date_from, date_to, per_day, total, total - handed, with_fallback,
-                     user_messages, fallback_messages, top, ops)
+                     user_messages, fallback_messages, top, ops, with_failure)
 
 
 # --------------------------------------------------------------------------- NLU inbox

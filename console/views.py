@@ -6,10 +6,12 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from console.admin import ACTION_LABELS
 from console.html import Markup, join, render, url
 from console.queries import (
     DEFAULT_SORT,
     INBOX_VIEWS,
+    INTERRUPTED,
     PENDING,
     SORTS,
     STATUS_LABELS,
@@ -188,6 +190,8 @@ def conversation_badges(summary: Dict[str, Any], operations: Sequence[Tuple[str,
         parts.append(badge("support", "support request"))
     if summary["failed_action_count"]:
         parts.append(badge("failed", f"failed action ×{summary['failed_action_count']}"))
+    if summary.get("form_interruption_count"):
+        parts.append(badge("interrupted", f"form interrupted ×{summary['form_interruption_count']}"))
     for name, outcome in operations:
         parts.append(badge(outcome, f"{name} {outcome}"))
     return join(parts, " ")
@@ -324,8 +328,8 @@ def _item(item: Item) -> Markup:
             cls=classes, id=item.event_id, when=when, text=item.text or "(no text)", chips=chips,
             marks=_marks(item.marks),
         )
-    if item.kind in (conv.ACTION, "rejected"):
-        label = "action" if item.kind == conv.ACTION else "rejected action"
+    if item.kind in (conv.ACTION, INTERRUPTED):
+        label = "action" if item.kind == conv.ACTION else "form interrupted"
         return render(
             '<li class="{cls}" id="e{id}"><span class="label">{label}</span> <code class="action-name">{name}</code>'
             ' <span class="policy">{policy} · {conf}</span> {marks}</li>',
@@ -513,7 +517,9 @@ def dashboard_page(*, d: Dashboard, csrf: str, email: str) -> Markup:
         '<span>containment (no hand-off or support request)</span></div>'
         '<div class="card"><span class="figure" id="stat-fallback">{fallback}</span>'
         '<span>of conversations had a fallback ({msg_fallback} of customer messages)</span></div>'
-        '<div class="card"><span class="figure">{handed}</span><span>handed to a person</span></div></div>'
+        '<div class="card"><span class="figure">{handed}</span><span>handed to a person</span></div>'
+        '<div class="card"><a class="figure" id="stat-failed" href="{failed_link}">{failed}</a>'
+        '<span>had a failed action (error, timeout; form interruptions are not failures)</span></div></div>'
         '<section class="panel"><h2>Conversations per day</h2>{c1}'
         '<details><summary>Figures</summary><table><thead><tr><th>Day (UTC)</th><th class="num">Conversations</th>'
         '<th class="num">Handed off</th><th class="num">With fallback</th></tr></thead><tbody>{day_rows}</tbody></table></details></section>'
@@ -525,6 +531,9 @@ def dashboard_page(*, d: Dashboard, csrf: str, email: str) -> Markup:
         f=d.date_from.isoformat(), t=d.date_to.isoformat(), total=d.conversations,
         containment=fmt_pct(d.containment), fallback=fmt_pct(d.fallback_rate),
         msg_fallback=fmt_pct(d.message_fallback_rate), handed=d.conversations - d.contained,
+        failed=d.with_failure,
+        failed_link=url("/conversations", [("failed", "1"), ("from", d.date_from.isoformat()),
+                                           ("to", d.date_to.isoformat())]),
         c1=_chart("columns", "Conversations per day", per_day),
         c2=_chart("bars", "Top intents (customer messages)", intents),
         c3=_chart("stacked", "Operations (conversations)", operations) if operations else "",
@@ -539,3 +548,49 @@ def error_page(status: int, message: str, *, email: Optional[str] = None, csrf: 
     body = render('<h1>{status}</h1><p>{message}</p><p><a href="/conversations">Back to the conversations</a></p>',
                   status=status, message=message)
     return layout(str(status), body, email=email, csrf=csrf)
+
+
+# --------------------------------------------------------------------------- admin: leads
+
+
+def _lead_row(row: Dict[str, Any], csrf: str) -> Markup:
+    if row["role"] != "lead":
+        actions = Markup('<span class="byline">managed from the command line</span>')
+    else:
+        toggle = "enable" if row["disabled"] else "disable"
+        actions = render(
+            '<form method="post" action="/admin/leads/{toggle}" class="row">{csrf}'
+            '<input type="hidden" name="email" value="{email}"><button type="submit">{label}</button></form>'
+            '<form method="post" action="/admin/leads/reset-password" class="row">{csrf}'
+            '<input type="hidden" name="email" value="{email}">'
+            '<label>New password <input type="password" name="password" autocomplete="new-password" '
+            'minlength="12" required></label><button type="submit">Reset password</button></form>',
+            toggle=toggle, label="Re-enable" if row["disabled"] else "Disable", csrf=csrf_field(csrf),
+            email=row["email"])
+    return render('<tr data-lead="{email}"><td>{email}</td><td>{role}</td><td>{state}</td><td>{created}</td>'
+                  '<td>{actions}</td></tr>', email=row["email"], role=row["role"],
+                  state="disabled" if row["disabled"] else "active", created=fmt_time(row["created_at"]),
+                  actions=actions)
+
+
+def leads_page(*, leads: Sequence[Dict[str, Any]], audit: Sequence[Dict[str, Any]], csrf: str, email: str,
+               flash: Optional[str] = None, error: Optional[str] = None) -> Markup:
+    """Admins: the leads, forms to manage them, and the audit trail of admin actions."""
+    audit_rows = join(render('<tr class="audit"><td>{at}</td><td>{actor}</td><td>{what}</td><td>{whom}</td></tr>',
+                             at=fmt_time(a["at"]), actor=a["actor"], what=ACTION_LABELS.get(a["action"], a["action"]),
+                             whom=a["target_email"]) for a in audit)
+    body = render(
+        '<h1>Leads</h1>{flash}{error}'
+        '<section class="panel"><h2>Add a lead</h2>'
+        '<form method="post" action="/admin/leads/create" class="row">{csrf}'
+        '<label>E-mail <input type="email" name="email" required></label>'
+        '<label>Password <input type="password" name="password" autocomplete="new-password" minlength="12" '
+        'required></label><button type="submit">Create lead</button></form></section>'
+        '<div class="table-wrap"><table class="list"><thead><tr><th>E-mail</th><th>Role</th><th>State</th>'
+        '<th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>'
+        '<section class="panel"><h2>Audit trail</h2><table><thead><tr><th>When</th><th>Who</th><th>What</th>'
+        '<th>Whom</th></tr></thead><tbody>{audit_rows}</tbody></table></section>',
+        flash=flash_box(flash, "ok"), error=flash_box(error), csrf=csrf_field(csrf),
+        rows=join(_lead_row(row, csrf) for row in leads), audit_rows=audit_rows,
+    )
+    return layout("Leads", body, email=email, csrf=csrf, active="leads")

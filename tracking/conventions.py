@@ -34,9 +34,13 @@ is not one of Rasa's default actions) must send at least one message or return
 at least one event. When an action server fails (HTTP 500, timeout, unreachable),
 Rasa 3.6 logs the error, keeps the ``ActionExecuted`` event and drops the
 action's events, so "a custom action followed directly by the next action or
-user message" is how the console recognises a failed action. An action the
-server rejects (``ActionExecutionRejection``) is stored as
-``action_execution_rejected``, also a failure.
+user message" is how the console recognises a failed action.
+
+**Interruptions are not failures.** When a form (or an action) declines to run
+(``ActionExecutionRejection``, e.g. a customer asks a question at a form's
+prompt), Rasa stores ``action_execution_rejected`` instead of ``action`` and
+another action answers; the form asks again later. The console shows and counts
+it as "form interrupted", a neutral event.
 
 What the console reads
 ======================
@@ -201,8 +205,16 @@ def is_custom_action(name: Optional[str]) -> bool:
     return bool(name) and name.startswith("action_") and name not in RASA_DEFAULT_ACTIONS
 
 
+def is_interruption(event: Mapping[str, Any]) -> bool:
+    """True when a form (or action) declined to run: a neutral event, not a failure."""
+    return event.get("event") == REJECTED
+
+
 class FailureDetector:
     """Finds failed custom actions in a stream of events, one event at a time.
+
+    A failed action is a custom action that left no event before the next
+    action, rejection, user message or session; a rejection itself is not one.
 
     ``pending`` is the custom action that ran and has left no event yet; it is
     part of the stored summary, so detection carries across saves.
@@ -215,10 +227,7 @@ class FailureDetector:
         """Consume one event; return the name of an action that has just been found failed."""
         kind = event.get("event")
         failed: Optional[str] = None
-        if kind == REJECTED:
-            self.pending = None
-            return str(event.get("name") or "unknown action")
-        if kind in (ACTION, USER, SESSION_STARTED):
+        if kind in (ACTION, USER, SESSION_STARTED, REJECTED):
             failed = self.pending
             self.pending = None
             if kind == ACTION and is_custom_action(event.get("name")):

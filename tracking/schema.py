@@ -62,6 +62,8 @@ conversation_summary = sa.Table(
     sa.Column("handoff_count", sa.Integer, nullable=False, default=0),
     sa.Column("support_request_count", sa.Integer, nullable=False, default=0),
     sa.Column("failed_action_count", sa.Integer, nullable=False, default=0),
+    # Forms interrupted (action_execution_rejected): neutral, not failures.
+    sa.Column("form_interruption_count", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("operations_performed", sa.Integer, nullable=False, default=0),
     sa.Column("operations_refused", sa.Integer, nullable=False, default=0),
     sa.Column("first_user_text", sa.String(200)),

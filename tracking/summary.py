@@ -47,6 +47,7 @@ class Summary:
     handoff_count: int = 0
     support_request_count: int = 0
     failed_action_count: int = 0
+    form_interruption_count: int = 0
     operations_performed: int = 0
     operations_refused: int = 0
     first_user_text: Optional[str] = None
@@ -125,6 +126,8 @@ def fold(summary: Summary, events: Iterable[Tuple[int, Mapping[str, Any]]]) -> F
 
         if detector.feed(event) is not None:
             summary.failed_action_count += 1
+        if c.is_interruption(event):
+            summary.form_interruption_count += 1
         in_form = form.active is not None
         form.feed(event)
         if c.is_fallback(event) and not (in_form and kind == c.USER):

@@ -124,7 +124,9 @@ VERIFIED = {"closed": "clean@demo.example", "refused": "unpaid@demo.example"}
 # "rejected": after the rejection Rasa runs action_default_fallback.
 FALLBACK = {"clarified", "two_failures", "broken", "rejected"}
 HANDED_OFF = {"handoff", "refused"}
-FAILED = {"broken", "rejected"}
+FAILED = {"broken"}
+# "rejected": Rasa stores action_execution_rejected, an interruption, not a failure.
+INTERRUPTED = {"rejected"}
 
 
 @dataclass

@@ -54,10 +54,11 @@ def lead(console: ConsoleUnderTest) -> requests.Session:
 
 PAGES = ["/", "/conversations", "/conversations?fallback=1", "/conversation?id=x", "/dashboard", "/nlu-inbox",
          "/conversations/export.csv", "/conversations/export.jsonl", "/nlu-inbox/export.yml",
-         "/support-requests", "/support-requests?delivery=failed", "/privacy"]
+         "/support-requests", "/support-requests?delivery=failed", "/privacy", "/admin/leads"]
 ACTIONS = ["/conversation/tags", "/conversation/tags/remove", "/conversation/notes", "/conversation/status",
            "/nlu-inbox/label", "/logout", "/support-requests/retry", "/support-requests/release",
-           "/privacy/export", "/privacy/erase"]
+           "/privacy/export", "/privacy/erase",
+           "/admin/leads/create", "/admin/leads/disable", "/admin/leads/enable", "/admin/leads/reset-password"]
 
 
 def test_nothing_is_reachable_without_signing_in(console: ConsoleUnderTest):
@@ -229,7 +230,19 @@ def test_a_transcript_marks_where_an_action_failed(console: ConsoleUnderTest, le
     broken = lead.get(f"{console.url}/conversation", params={"id": console.senders["broken"]}, timeout=10).text
     assert "Failed: the action left no result" in broken
     rejected = lead.get(f"{console.url}/conversation", params={"id": console.senders["rejected"]}, timeout=10).text
-    assert "rejected action" in rejected and "Failed: the action server rejected the action" in rejected
+    assert "form interrupted" in rejected and "declined to run; the assistant chose another action" in rejected
+    assert "Failed:" not in rejected and "rejected the action" not in rejected
+
+
+def test_interruptions_are_neutral_in_the_list_and_real_failures_count_on_the_dashboard(console, lead):
+    page = lead.get(f"{console.url}/conversations", params={"per_page": "200"}, timeout=10).text
+    rows = dict(re.findall(r'<tr data-sender="([^"]+)"(.*?)</tr>', page, re.S))
+    assert re.search(r"form interrupted ×[1-9]", rows[console.senders["rejected"]])
+    assert "failed action" not in rows[console.senders["rejected"]]
+    assert "failed action ×1" in rows[console.senders["broken"]]
+    dashboard = lead.get(f"{console.url}/dashboard", params={"from": TODAY.isoformat(), "to": TODAY.isoformat()},
+                         timeout=10).text
+    assert re.search(r'id="stat-failed" href="[^"]*failed=1[^"]*">%d<' % len(FAILED), dashboard)
 
 
 def test_a_transcript_shows_the_verified_customer_slots_and_operations(console: ConsoleUnderTest, lead):
