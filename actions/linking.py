@@ -10,9 +10,9 @@ listed and revoked. The code never reaches the tracker store.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -20,12 +20,15 @@ from rasa_sdk.types import DomainDict
 from accounts import channel_links
 from accounts.results import Reason, Refused
 from actions.account_store import call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.identity import chat_identity, identify
 from actions.members import extract_email
+from actions.step_up import code_in_text
 from actions.operation_flow import (
     ALLOWED,
     BLOCKED,
     OPERATION_CHECK,
+    form_left,
     idempotency_key,
     operation_outcome,
 )
@@ -54,11 +57,34 @@ class ActionCheckLink(Action):
         return [SlotSet(OPERATION_CHECK, ALLOWED)]
 
 
-class ValidateLinkForm(FormValidationAction):
+class ValidateLinkForm(ListeningFormValidation):
     """Sends the code for the address given, then checks the code."""
+
+    own_intents = ["link_account"]
 
     def name(self) -> Text:
         return "validate_link_form"
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == LINK_EMAIL:
+            return extract_email(text)
+        if slot == LINK_CODE:
+            return code_in_text(text)
+        return super().value_in(slot, text, first_message)
+
+    async def resend_code(self, slot: str, dispatcher: CollectingDispatcher,
+                          tracker: Tracker) -> Dict[Text, Any]:
+        """Request the code again for the address given (the same answer whatever it is)."""
+        identity, email = chat_identity(tracker), tracker.get_slot(LINK_EMAIL)
+        if identity is None or not email:
+            return {slot: None}
+        await call_domain(channel_links.request_link, channel=identity[0],
+                          channel_user_id=identity[1], email=email,
+                          idempotency_key=idempotency_key(tracker, "link_request"))
+        dispatcher.utter_message(text="I've asked for a new code; if the address belongs to an "
+                                      "account it arrives within a minute, and the one before no "
+                                      "longer works.")
+        return {slot: None}
 
     async def validate_link_email(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -88,7 +114,7 @@ class ValidateLinkForm(FormValidationAction):
             return {LINK_CODE: FAILED}
         result = await call_domain(channel_links.confirm_link, channel=identity[0],
                                    channel_user_id=identity[1],
-                                   code="".join(str(value or "").split()),
+                                   code=code_in_text(str(value)) or "".join(str(value or "").split()),
                                    idempotency_key=idempotency_key(tracker, "link_confirm"))
         if not isinstance(result, Refused):
             return {LINK_CODE: VERIFIED, LINKED_AS: result.member_email}
@@ -108,6 +134,9 @@ class ActionFinishLink(Action):
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         linked_as = tracker.get_slot(LINKED_AS)
         reset = [SlotSet(LINK_CODE, None), SlotSet(LINK_EMAIL, None), SlotSet(OPERATION_CHECK, None)]
+        left = await form_left(dispatcher, tracker, OPERATION, "verify you")
+        if left is not None:
+            return [*reset, *left]
         if tracker.get_slot(LINK_CODE) == VERIFIED and linked_as:
             dispatcher.utter_message(
                 text=f"Thanks, you're verified as {linked_as} in this chat for the next 90 days "

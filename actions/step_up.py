@@ -13,10 +13,11 @@ slot's values and the message that carried it).
 from __future__ import annotations
 
 import abc
+import re
 
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -24,6 +25,7 @@ from rasa_sdk.types import DomainDict
 from accounts import step_up
 from accounts.results import Reason, Refused, StepUpStarted
 from actions.account_store import call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.identity import identify
 from actions.operation_flow import CONFIRMED, idempotency_key
 
@@ -41,9 +43,22 @@ STEP_UP_FORMS = {
 }
 
 
+SIX_DIGITS = re.compile(r"(?<![\d-])(\d{3})[ -]?(\d{3})(?![\d-])")
+
+
+def code_in_text(text: str) -> Optional[str]:
+    """The 6-digit one-time code in a message ("my code is 855 502" -> "855502"), or None."""
+    found = SIX_DIGITS.findall(str(text or ""))
+    return "".join(found[-1]) if found else None
+
+
 def _retry_after(refused: Refused) -> str:
     seconds = int(refused.details.get("retry_after_seconds") or 60)
     return f"{max(1, round(seconds / 60))} minute{'s' if seconds > 90 else ''}"
+
+
+CODE_FROM_APP = "To confirm it's you, please enter the 6-digit code from your authenticator app."
+CODE_FROM_EMAIL = "Please enter the 6-digit code from the email I sent you."
 
 
 class ActionAskStepUpCode(Action):
@@ -64,29 +79,63 @@ class ActionAskStepUpCode(Action):
                 return [SlotSet(STEP_UP_CODE, FAILED)]
             started = await call_domain(step_up.start_step_up, customer.actor, operation,
                                         idempotency_key=idempotency_key(tracker, "step_up_start"))
+            if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
+                # The form stays where it is: what the customer gave is kept.
+                dispatcher.utter_message(
+                    text="I can't send you a code right now: too many were sent in the last few "
+                         f"minutes. I've kept everything you told me; in {_retry_after(started)} "
+                         "say \"send the code\" and we'll go on (or \"cancel\" to stop).")
+                return []
             if isinstance(started, Refused):
-                text = ("Too many codes were sent recently. Please try again in "
-                        f"{_retry_after(started)}." if started.reason == Reason.RATE_LIMITED
-                        else "I can't verify you for this right now.")
-                dispatcher.utter_message(text=text)
+                dispatcher.utter_message(text="I can't verify you for this right now.")
                 return [SlotSet(STEP_UP_CODE, FAILED)]
             assert isinstance(started, StepUpStarted)
-            method = started.method
-        if method == "totp":
-            text = "To confirm it's you, please enter the 6-digit code from your authenticator app."
-        else:
-            text = ("To confirm it's you, I've emailed a 6-digit code to your address. "
+            text = (CODE_FROM_APP if started.method == "totp" else
+                    "To confirm it's you, I've emailed a 6-digit code to your address. "
                     "Please enter it here (it expires in 10 minutes).")
-        dispatcher.utter_message(text=text)
-        return [SlotSet(STEP_UP_METHOD, method)]
+            dispatcher.utter_message(text=text)
+            return [SlotSet(STEP_UP_METHOD, started.method)]
+        # Asked again (after a wrong code or a question): no new code was sent.
+        dispatcher.utter_message(text=CODE_FROM_APP if method == "totp" else CODE_FROM_EMAIL)
+        return []
 
 
-class StepUpFormValidation(FormValidationAction, abc.ABC):
+class StepUpFormValidation(ListeningFormValidation, abc.ABC):
     """Validation shared by the forms of sensitive operations.
 
-    Skips the step-up when the customer said no, and checks the code with the
-    account domain when it is given.
+    Skips the step-up when the customer said no, checks the code with the
+    account domain when it is given (found inside a sentence), and resends it
+    when asked (a new code, counted by the send limit, not as a wrong code).
     """
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == STEP_UP_CODE:
+            return code_in_text(text)
+        return super().value_in(slot, text, first_message)
+
+    async def resend_code(self, slot: str, dispatcher: CollectingDispatcher,
+                          tracker: Tracker) -> Dict[Text, Any]:
+        if tracker.get_slot(STEP_UP_METHOD) == "totp":
+            dispatcher.utter_message(text="I don't send this code: it comes from your "
+                                          "authenticator app, and changes every 30 seconds.")
+            return {STEP_UP_CODE: None}
+        customer = await identify(tracker)
+        operation = STEP_UP_FORMS.get((tracker.active_loop or {}).get("name", ""))
+        if customer is None or operation is None:
+            return {STEP_UP_CODE: FAILED}
+        started = await call_domain(step_up.start_step_up, customer.actor, operation,
+                                    idempotency_key=idempotency_key(tracker, "step_up_start"))
+        if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
+            dispatcher.utter_message(text="I can't send another code yet: too many were sent in "
+                                          f"the last few minutes. Please try again in "
+                                          f"{_retry_after(started)}; the last code I sent still works.")
+            return {STEP_UP_CODE: None}
+        if isinstance(started, Refused):
+            dispatcher.utter_message(text="I can't verify you for this right now.")
+            return {STEP_UP_CODE: FAILED}
+        dispatcher.utter_message(text="I've emailed you a new 6-digit code; the one before no "
+                                      "longer works. It can take a minute to arrive.")
+        return {STEP_UP_CODE: None, STEP_UP_METHOD: started.method}
 
     @abc.abstractmethod
     def name(self) -> Text:
@@ -102,9 +151,11 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value is None or value in (VERIFIED, FAILED):  # not given yet, or set by our actions
             return {STEP_UP_CODE: value}
+        if tracker.get_slot(STEP_UP_METHOD) is None:  # no code was sent (limited): ask again
+            return {STEP_UP_CODE: None}
         customer = await identify(tracker)
         operation = STEP_UP_FORMS.get((tracker.active_loop or {}).get("name", ""))
-        code = "".join(str(value or "").split())
+        code = code_in_text(str(value)) or "".join(str(value or "").split())
         if customer is None or operation is None:
             return {STEP_UP_CODE: FAILED}
         result = await call_domain(step_up.verify_step_up, customer.actor, operation, code,
@@ -123,7 +174,7 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
             dispatcher.utter_message(text="That code was already used. Please wait for the next "
                                           "code in your app and enter that one.")
         else:
-            dispatcher.utter_message(text="That code isn't right. Please check it and try again.")
+            dispatcher.utter_message(text="That code isn't right, sorry.")
         return {STEP_UP_CODE: None}
 
 
