@@ -188,9 +188,9 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
                                           self.domain_slots(domain))
             if read is not None:
                 events = [SlotSet(slot, value) for slot, value in read.items()]
-                if read.get(FORM_EXIT):
-                    events.append(SlotSet(REQUESTED_SLOT, None))
-                return events
+                tracker.add_slots(events)
+                following = await self.next_requested_slot(dispatcher, tracker, domain)
+                return events + ([following] if following else [])
         return await super().run(dispatcher, tracker, domain)
 
     async def next_requested_slot(self, dispatcher: CollectingDispatcher, tracker: Tracker,
