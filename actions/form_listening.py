@@ -255,9 +255,11 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         corrected = await self.correction(text, dispatcher, tracker)
         if corrected is not None:
             return {**corrected, CONFIRMED: None}
+        if wants_to_stop(text) or intent == "goodbye":
+            return {CONFIRMED: None, FORM_EXIT: STOPPED}
         if isinstance(value, bool):
             return None
-        if wants_to_stop(text) or intent in ("deny", "goodbye"):
+        if intent == "deny":
             return {CONFIRMED: False}
         if is_question(text):
             help_text = await self.help_for(CONFIRMED, text, tracker, form_slots)
