@@ -133,8 +133,10 @@ class StepUpFormValidation(ListeningFormValidation, abc.ABC):
         if isinstance(started, Refused):
             dispatcher.utter_message(text="I can't verify you for this right now.")
             return {STEP_UP_CODE: FAILED}
-        dispatcher.utter_message(text="I've emailed you a new 6-digit code; the one before no "
-                                      "longer works. It can take a minute to arrive.")
+        dispatcher.utter_message(
+            text="I've emailed you a new 6-digit code; the one before no longer works. It can take "
+                 "a minute to arrive." if tracker.get_slot(STEP_UP_METHOD) else
+                 "I've emailed you a 6-digit code now (it expires in 10 minutes).")
         return {STEP_UP_CODE: None, STEP_UP_METHOD: started.method}
 
     @abc.abstractmethod
