@@ -112,9 +112,12 @@ class ValidateLinkForm(ListeningFormValidation):
         identity = chat_identity(tracker)
         if identity is None:
             return {LINK_CODE: FAILED}
+        if code_in_text(str(value)) is None:  # words, not a code: not a wrong code either
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {LINK_CODE: None}
         result = await call_domain(channel_links.confirm_link, channel=identity[0],
                                    channel_user_id=identity[1],
-                                   code=code_in_text(str(value)) or "".join(str(value or "").split()),
+                                   code=code_in_text(str(value)),
                                    idempotency_key=idempotency_key(tracker, "link_confirm"))
         if not isinstance(result, Refused):
             return {LINK_CODE: VERIFIED, LINKED_AS: result.member_email}

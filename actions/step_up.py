@@ -157,7 +157,10 @@ class StepUpFormValidation(ListeningFormValidation, abc.ABC):
             return {STEP_UP_CODE: None}
         customer = await identify(tracker)
         operation = STEP_UP_FORMS.get((tracker.active_loop or {}).get("name", ""))
-        code = code_in_text(str(value)) or "".join(str(value or "").split())
+        code = code_in_text(str(value))
+        if code is None:  # "yes" again, or words: not a wrong code
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {STEP_UP_CODE: None}
         if customer is None or operation is None:
             return {STEP_UP_CODE: FAILED}
         result = await call_domain(step_up.verify_step_up, customer.actor, operation, code,

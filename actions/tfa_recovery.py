@@ -182,12 +182,15 @@ class ValidateTfaRecoveryForm(ListeningFormValidation):
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value is None:  # not given yet
             return {EMAIL_CODE: None}
+        if code_in_text(str(value)) is None:  # words, not a code: not a wrong code either
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {EMAIL_CODE: None}
         customer = await identify(tracker)
         if customer is None:
             return _stopped("not_verified")
         result = await call_domain(
             tfa_recovery.complete_held_tfa_recovery, customer.actor, conversation_id=tracker.sender_id,
-            email_code=code_in_text(str(value)) or "".join(str(value or "").split()),
+            email_code=code_in_text(str(value)) or "",
             idempotency_key=idempotency_key(tracker, "tfa_recovery_complete"),
         )
         if not isinstance(result, Refused):

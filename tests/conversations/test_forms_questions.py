@@ -158,3 +158,12 @@ def test_a_new_emailed_code_for_the_lost_app(demo_customer, store):
     assert reply[-1] == QUESTIONS["email_code"][0]
     assert codes_sent(store, customer.email) == before + 1
     said(customer, "cancel")
+
+
+def test_words_at_the_code_question_are_not_counted_as_wrong_codes(new_customer, store):
+    customer = new_customer()
+    said(customer, "change the currency to CHF")
+    said(customer, "yes")
+    for _ in range(5):  # five wrong codes would stop the step-up
+        assert said(customer, "yes") == ["That doesn't look like a 6-digit code.", CODE_FROM_EMAIL]
+    assert said(customer, store.latest_code(customer.email))[0].startswith("Done: your account currency is now CHF")
