@@ -49,7 +49,7 @@ STOP = re.compile(
     r"cancel|cancel (it|that|this)|stop|stop (it|that|this)|never ?mind|nvm|forget (it|that|about it)|"
     r"abort|quit|leave it|don'?t bother|skip it|not now|changed my mind|i('ve| have)? changed my mind|"
     r"i don'?t want (it|this|that|to) ?(any ?more)?|let'?s not|no thanks|no thank you|scrap that"
-    r")\b", re.IGNORECASE)
+    r")\b\W*(please|pls|thanks|thx|now|then)?\s*([,.!;]|$)", re.IGNORECASE)
 RESEND = re.compile(
     r"\b(re-?send|send (it|the code|the email|another|a new|me (a|another|the))|new code|another code|"
     r"did ?n[o']?t (get|receive|come|arrive)|have ?n[o']?t (got|gotten|received)|never (got|came|arrived)|"
