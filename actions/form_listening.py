@@ -15,7 +15,10 @@ any value from it:
    GmbH") changes that field and the form confirms again; any other message
    drops a destructive operation (closing, disabling a user) with a one-line
    note, and re-asks the others;
-6. otherwise the value is taken from the sentence ("my code is 855502",
+6. a request for another operation ("actually, change my currency first")
+   leaves this form (nothing changed, a one-line note) and is handled as if
+   no form were active;
+7. otherwise the value is taken from the sentence ("my code is 855502",
    "switch to US dollars") and validated as before.
 
 Leaving a form sets the slot ``form_exit``; the form then ends and its
@@ -31,7 +34,7 @@ import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -74,6 +77,12 @@ FAQ_RESPONSES = {
     "change_currency": "utter_change_currency",
     "forgot_password": "utter_forgot_password",
 }
+#: Requests that start another operation: said mid-form without a value, they leave this
+#: form and are handled as if no form were active (their own rules run).
+OTHER_OPERATIONS = ("add_user", "remove_user", "change_account_type", "change_currency",
+                    "close_account", "forgot_password", "lost_tfa_app", "link_account")
+#: The key of :meth:`ListeningFormValidation.read_answer`'s result that means "another request".
+SWITCH = "__another_request__"
 SMALL_TALK = {
     "thank": "utter_youre_welcome",
     "greet": None,
@@ -186,6 +195,11 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         elif requested in tracker.slots_to_validate():
             read = await self.read_answer(requested, dispatcher, tracker,
                                           self.domain_slots(domain))
+            if read is not None and read.get(SWITCH):
+                dispatcher.utter_message(text="(I've left that for now; nothing was changed.)")
+                return [*[SlotSet(slot, None) for slot in self.domain_slots(domain)],
+                        SlotSet(FORM_EXIT, None), SlotSet(REQUESTED_SLOT, None), ActiveLoop(None),
+                        ActionExecutionRejected(self.form_name())]
             if read is not None:
                 events = [SlotSet(slot, value) for slot, value in read.items()]
                 tracker.add_slots(events)
@@ -232,6 +246,11 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             return {slot: None}
         if found is None and intent == "deny":
             return {slot: None, FORM_EXIT: STOPPED}
+        if found is None and intent in OTHER_OPERATIONS and intent not in self.own_intents:
+            return {SWITCH: intent}
+        if found is None and intent in FAQ_RESPONSES and intent not in self.own_intents:
+            dispatcher.utter_message(response=FAQ_RESPONSES[intent])
+            return {slot: None}
         if found is None and intent in SMALL_TALK:
             if SMALL_TALK[intent]:
                 dispatcher.utter_message(response=SMALL_TALK[intent])
@@ -266,6 +285,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             if help_text is not None:  # about this operation: answered, then asked again
                 dispatcher.utter_message(text=help_text)
                 return {CONFIRMED: None}
+        if intent in OTHER_OPERATIONS and intent not in self.own_intents and not is_question(text):
+            return {SWITCH: intent}
         response = (FAQ_RESPONSES.get(intent) if intent not in self.own_intents else None) \
             or SMALL_TALK.get(intent or "")
         if response:

@@ -135,3 +135,25 @@ def test_a_plain_no_at_a_question_stops_the_form(new_customer, store):
     said(customer, "add a user")
     assert said(customer, "no") == [STOPPED]
     assert list(store.members(customer.account_id)) == [customer.email]
+
+
+def test_another_request_at_a_question_leaves_the_form_and_is_handled(new_customer, store):
+    customer = new_customer()
+    said(customer, "add a user")
+    assert said(customer, "actually can you change my currency to GBP first") == [
+        "(I've left that for now; nothing was changed.)",
+        "Change your account currency to GBP? Prices and invoices from now on will be in that currency."]
+    assert list(store.members(customer.account_id)) == [customer.email]
+
+
+def test_another_request_at_the_closing_question_leaves_it(new_customer, store):
+    customer = new_customer()
+    said(customer, "close my account")
+    assert said(customer, "hmm wait, i want to add a user first") == [
+        "(I've left that for now; nothing was changed.)", QUESTIONS["invite_email"][0]]
+    said(customer, "tom@example.com")
+    said(customer, "admin")
+    said(customer, "yes")
+    said(customer, "yes")  # a second yes closes nothing
+    assert store.account(customer.account_id).status == "active"
+    assert store.members(customer.account_id)["tom@example.com"] == ("admin", "invited")
