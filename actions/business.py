@@ -83,7 +83,7 @@ def _text(value: Any, limit: int) -> Optional[str]:
 class ValidateBusinessForm(StepUpFormValidation):
     """Checks each company detail as it is given, and takes corrections at the confirmation."""
 
-    own_intents = ["change_account_type", "account_types"]
+    own_intents = ["change_account_type"]
 
     def name(self) -> Text:
         return "validate_business_form"

@@ -285,6 +285,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             if help_text is not None:  # about this operation: answered, then asked again
                 dispatcher.utter_message(text=help_text)
                 return {CONFIRMED: None}
+            if intent in self.own_intents:  # the question asked again says what it does
+                return {CONFIRMED: None}
         if intent in OTHER_OPERATIONS and intent not in self.own_intents and not is_question(text):
             return {SWITCH: intent}
         response = (FAQ_RESPONSES.get(intent) if intent not in self.own_intents else None) \

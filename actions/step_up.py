@@ -186,6 +186,8 @@ class StepUpFormValidation(ListeningFormValidation, abc.ABC):
 class ValidateCloseAccountForm(StepUpFormValidation):
     """The closing form: confirmation, then step-up."""
 
+    own_intents = ["close_account"]
+
     def name(self) -> Text:
         return "validate_close_account_form"
 
