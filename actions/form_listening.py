@@ -61,6 +61,9 @@ RESEND = re.compile(
 QUESTION_START = re.compile(
     r"^\W*(hmm+\W+|wait\W+|sorry\W+|ok\W+|um+\W+|so\W+|and\W+)*(what|whats|what's|how|why|where|which|who|"
     r"when|does|do|is|are|huh|explain|can i|should i|could you explain|tell me)\b", re.IGNORECASE)
+# Said instead of an answer: "i dont have any recovery codes", "not sure what the vat id is".
+UNSURE = re.compile(r"\b(i )?(don'?t|do not|dont) (know|have|understand|get)\b|\bnot sure\b|\bno idea\b|"
+                    r"\bwhere (do|can|would) i (find|get|see)\b", re.IGNORECASE)
 # Questions about what a field means: never an answer, even when they name a value.
 MEANING = re.compile(
     r"\b(difference|differences|mean|means|meaning|what('?s| is| are)( an?| the)?\s+\w+|explain|"
@@ -112,7 +115,7 @@ def wants_a_new_code(text: str) -> bool:
 
 def is_question(text: str) -> bool:
     """A question rather than an answer ('what's a recovery code?', 'how does that work')."""
-    return "?" in text or bool(QUESTION_START.search(text))
+    return "?" in text or bool(QUESTION_START.search(text) or UNSURE.search(text))
 
 
 def asks_what_it_means(text: str) -> bool:
@@ -170,7 +173,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
     async def help_for(self, slot: str, text: str, tracker: Tracker,
                        form_slots: List[str]) -> Optional[str]:
         """The help for what a question at ``slot`` asks about: that field, another of the form's, or None."""
-        for field in [slot, *[other for other in form_slots if other != slot]]:
+        others = [other for other in form_slots if other not in (slot, CONFIRMED)]
+        for field in [slot, *others]:
             found = await field_help(field, text, tracker)
             if found is not None:
                 return found

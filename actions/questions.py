@@ -65,9 +65,10 @@ FIELD_HELP: Dict[str, List[Tuple[Optional[str], str]]] = {
                     (None, _ROLES)],
     "invite_email": [(None, "The invitation goes to the address you give me; the person signs "
                             "in with it after accepting. Any address of theirs works.")],
-    "disable_email": [(None, "Disabling removes that person's access at once; the account and "
-                             "its data stay as they are, and you can invite them again later. "
-                             "Pick one of the users listed above.")],
+    "disable_email": [(None, "Pick one of the users on the buttons above: they're listed by "
+                             "email address. Disabling removes that person's access at once; the "
+                             "account and its data stay as they are, and you can invite them again "
+                             "later.")],
     "currency": [(None, "The account currency is the one your prices and invoices are in. "
                         "I can switch to EUR, USD, GBP, CHF and the other supported codes.")],
     "company_name": [(None, "The company's legal name exactly as registered, including its legal "
@@ -100,11 +101,14 @@ FIELD_HELP: Dict[str, List[Tuple[Optional[str], str]]] = {
         (r"data|users?|happen|lose|access|invoices?|files",
          "Nothing is deleted during the 14-day grace period. When it ends, the account is closed "
          "for good and all its users lose access."),
+        (r"clos|work|mean|how does|what does",
+         "Closing starts a 14-day grace period: the account is only scheduled to close and you can "
+         "cancel the closure any time. When it ends, the account is closed for good."),
     ],
     "confirmed:disable_user_form": [
         (r"undo|back|again|re-?enable|revers|later",
          "Yes: you can invite them again later; disabling only removes their access."),
-        (r"data|happen|lose|access|notif|know|told|email",
+        (r"data|happen|lose|access|notif|know|told|email|disabl|work|mean",
          "They lose access to the account at once and are told by email; the account and its "
          "data stay as they are."),
     ],
@@ -115,7 +119,7 @@ FIELD_HELP: Dict[str, List[Tuple[Optional[str], str]]] = {
 FIELD_WORDS = {
     "currency": r"currenc|eur|usd|dollar|euro|pound",
     "invite_email": r"e-?mail|address",
-    "disable_email": r"disabl|remov|user|happen",
+    "disable_email": r"disabl|remov|user|happen|e-?mail|address|who|which",
     "company_name": r"name|legal",
     "registration_number": r"regist|reg\b|number|hrb",
     "vat_id": r"vat|tax",
