@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecutionRejected, ActiveLoop, EventType, SlotSet
@@ -151,14 +151,14 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
 
     #: Slots that the message which starts the form may already answer.
     prefillable: List[str] = []
+    #: Intents of this form's own topic: their questions are about the fields.
+    own_intents: List[str] = []
+    #: Questions at which "i didn't get the email" asks for a new code.
+    resend_slots: Tuple[str, ...] = CODE_SLOTS
 
     @abc.abstractmethod
     def name(self) -> Text:
         """``validate_<form name>``."""
-    #: Intents of this form's own topic: their questions are about the fields.
-    own_intents: List[str] = []
-    #: Questions at which "i didn't get the email" asks for a new code.
-    resend_slots: tuple = CODE_SLOTS
 
     def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
         """The value of ``slot`` in a sentence, or None. Free-text slots return the text."""
@@ -262,14 +262,6 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         if found is not None and found != value:
             tracker.add_slots([SlotSet(slot, found)])  # validated as if typed alone
         return None
-
-    async def validate_one(self, slot: str, value: Any, dispatcher: CollectingDispatcher,
-                           tracker: Tracker) -> Dict[Text, Any]:
-        """Run the form's ``validate_<slot>`` on ``value`` (or accept it when there is none)."""
-        method = getattr(self, f"validate_{slot}", None)
-        if method is None:
-            return {slot: value}
-        return await method(value, dispatcher, tracker, {})
 
     async def read_confirmation(self, value: Any, text: str, intent: Optional[str],
                                 dispatcher: CollectingDispatcher, tracker: Tracker,

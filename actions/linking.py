@@ -23,7 +23,6 @@ from actions.account_store import call_domain
 from actions.form_listening import ListeningFormValidation
 from actions.identity import chat_identity, identify
 from actions.members import extract_email
-from actions.step_up import code_in_text
 from actions.operation_flow import (
     ALLOWED,
     BLOCKED,
@@ -32,6 +31,7 @@ from actions.operation_flow import (
     idempotency_key,
     operation_outcome,
 )
+from actions.step_up import code_in_text
 
 OPERATION = "link_account"
 LINK_EMAIL, LINK_CODE, LINKED_AS = "link_email", "link_code", "linked_as"

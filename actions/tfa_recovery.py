@@ -35,7 +35,6 @@ from actions.account_store import call_domain
 from actions.form_listening import ListeningFormValidation
 from actions.handoff import redacted_transcript
 from actions.identity import identify
-from actions.step_up import code_in_text
 from actions.operation_flow import (
     ALLOWED,
     ANONYMOUS,
@@ -47,6 +46,7 @@ from actions.operation_flow import (
     logger,
     operation_outcome,
 )
+from actions.step_up import code_in_text
 
 OPERATION = "tfa_recovery"
 RECOVERY_CODE, EMAIL_CODE = "recovery_code", "email_code"
