@@ -136,6 +136,16 @@ def test_an_admin_naming_the_owner_is_refused_before_any_code(assistant, store):
     assert store.members(admin.account_id)[owner] == ("owner", "active")
 
 
+def test_a_member_asking_to_remove_someone_is_refused_before_any_question(assistant, store):
+    account_id, owner = store.create_customer(members={"mia@example.com": "member"})
+    member = Customer(assistant, account_id, "mia@example.com", f"conv-{uuid.uuid4().hex}")
+    reply = said(member, f"pls remove {owner} from the account")
+    assert reply[0] == "Only account owners or admins can do that, and your sign-in doesn't have that role."
+    assert DISABLE_QUESTION not in reply
+    assert codes_sent(store, member.email) == 0
+    assert store.members(account_id)[owner] == ("owner", "active")
+
+
 def test_disabling_yourself_is_refused_before_any_code(new_customer, store):
     customer = new_customer(members={"kim@example.com": "member"})
     said(customer, "remove a user")
