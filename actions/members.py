@@ -20,6 +20,7 @@ from actions.step_up import StepUpFormValidation
 from actions.wording import describe_refusal
 
 EMAIL_IN_TEXT = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+")
+ADDRESS_LIKE = re.compile(r"[^\s<>@,;]+@[^\s<>,;]*")
 ROLE_WORDS = {
     "owner": "owner", "co-owner": "owner",
     "admin": "admin", "administrator": "admin", "manager": "admin",
@@ -103,8 +104,8 @@ class ValidateInviteForm(ListeningFormValidation):
         return "validate_invite_form"
 
     def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
-        if slot == "invite_email":
-            match = EMAIL_IN_TEXT.search(text)
+        if slot == "invite_email":  # also a malformed address, so validation can say why
+            match = EMAIL_IN_TEXT.search(text) or ADDRESS_LIKE.search(text)
             return match.group(0) if match else None
         if slot == "invite_role":
             return role_in_request(text) if first_message else parse_role(text)

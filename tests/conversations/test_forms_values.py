@@ -46,6 +46,14 @@ def test_invite_with_only_the_address_asks_only_the_role(new_customer):
     assert said(customer, "could you add bob.smith@example.com to our account") == [QUESTIONS["invite_role"][0]]
 
 
+def test_a_malformed_address_in_the_first_message_is_asked_again_once_with_the_reason(new_customer):
+    customer = new_customer()
+    assert said(customer, "invite bob@localhost as an admin") == [
+        "\"bob@localhost\" doesn't look like an email address.", QUESTIONS["invite_email"][0]]
+    assert said(customer, "oops bob@example.com") == [
+        "Invite bob@example.com as an admin? They'll get an email with a link to join your account."]
+
+
 def test_currency_named_in_the_first_message(new_customer, store):
     customer = new_customer()
     assert said(customer, "switch my currency to US dollars") == [
