@@ -13,6 +13,7 @@ slot's values and the message that carried it).
 from __future__ import annotations
 
 import abc
+import math
 import re
 
 from typing import Any, Dict, List, Optional, Text
@@ -52,9 +53,10 @@ def code_in_text(text: str) -> Optional[str]:
     return "".join(found[-1]) if found else None
 
 
-def _retry_after(refused: Refused) -> str:
-    seconds = int(refused.details.get("retry_after_seconds") or 60)
-    return f"{max(1, round(seconds / 60))} minute{'s' if seconds > 90 else ''}"
+def retry_after(refused: Refused) -> str:
+    """When a limited customer may try again, in whole minutes rounded up ("10 minutes")."""
+    minutes = max(1, math.ceil(int(refused.details.get("retry_after_seconds") or 60) / 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 CODE_FROM_APP = "To confirm it's you, please enter the 6-digit code from your authenticator app."
@@ -83,7 +85,7 @@ class ActionAskStepUpCode(Action):
                 # The form stays where it is: what the customer gave is kept.
                 dispatcher.utter_message(
                     text="I can't send you a code right now: too many were sent in the last few "
-                         f"minutes. I've kept everything you told me; in {_retry_after(started)} "
+                         f"minutes. I've kept everything you told me; in {retry_after(started)} "
                          "say \"send the code\" and we'll go on (or \"cancel\" to stop).")
                 return []
             if isinstance(started, Refused):
@@ -128,7 +130,7 @@ class StepUpFormValidation(ListeningFormValidation, abc.ABC):
         if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
             dispatcher.utter_message(text="I can't send another code yet: too many were sent in "
                                           f"the last few minutes. Please try again in "
-                                          f"{_retry_after(started)}; the last code I sent still works.")
+                                          f"{retry_after(started)}; the last code I sent still works.")
             return {STEP_UP_CODE: None}
         if isinstance(started, Refused):
             dispatcher.utter_message(text="I can't verify you for this right now.")
@@ -169,7 +171,7 @@ class StepUpFormValidation(ListeningFormValidation, abc.ABC):
             return {STEP_UP_CODE: VERIFIED}
         if result.reason == Reason.TOO_MANY_ATTEMPTS:
             dispatcher.utter_message(text="That's too many wrong codes, so I've stopped for now. "
-                                          f"Please try again in {_retry_after(result)}.")
+                                          f"Please try again in {retry_after(result)}.")
             return {STEP_UP_CODE: FAILED}
         if result.reason in (Reason.CODE_EXPIRED, Reason.NO_CODE_PENDING):
             dispatcher.utter_message(text="That code has expired. I've stopped here; ask me "

@@ -46,7 +46,7 @@ from actions.operation_flow import (
     logger,
     operation_outcome,
 )
-from actions.step_up import code_in_text
+from actions.step_up import code_in_text, retry_after
 
 OPERATION = "tfa_recovery"
 RECOVERY_CODE, EMAIL_CODE = "recovery_code", "email_code"
@@ -69,11 +69,6 @@ def recovery_code_in_text(text: str) -> Optional[str]:
     found = [match for match in _GENERATED.finditer(text or "")
              if any(ch.isdigit() for ch in match.group(0))] or list(_GENERATED.finditer(text or ""))
     return "-".join(found[-1].groups()).upper() if found else None
-
-
-def _minutes(refused: Refused) -> str:
-    seconds = int(refused.details.get("retry_after_seconds") or 60)
-    return f"{max(1, round(seconds / 60))} minutes"
 
 
 class ActionCheckTfaRecovery(Action):
@@ -108,7 +103,7 @@ class ActionCheckTfaRecovery(Action):
                          f"contact you at {customer.email}.")
             elif started.reason == Reason.RATE_LIMITED:
                 dispatcher.utter_message(text="Too many codes were sent recently. Please try again "
-                                              f"in {_minutes(started)}.")
+                                              f"in {retry_after(started)}.")
             else:
                 dispatcher.utter_message(text="I can't reset two-factor authentication for this "
                                               "account here. Please contact our support team.")
@@ -149,7 +144,7 @@ class ValidateTfaRecoveryForm(ListeningFormValidation):
             context={"conversation": tracker.sender_id, "transcript": redacted_transcript(tracker)})
         if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
             dispatcher.utter_message(text="I can't send another code yet: too many were sent in the "
-                                          f"last few minutes. Please try again in {_minutes(started)}; "
+                                          f"last few minutes. Please try again in {retry_after(started)}; "
                                           "the last code I sent still works.")
             return {slot: None}
         if isinstance(started, Refused):

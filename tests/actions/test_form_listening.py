@@ -12,12 +12,13 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from accounts.results import Reason, Refused
 from actions.business import corrected_details
 from actions.currency import currency_asked_for, parse_currency
 from actions.form_listening import asks_what_it_means, is_question, wants_a_new_code, wants_a_person, wants_to_stop
 from actions.linking import ValidateLinkForm
 from actions.members import extract_email, parse_role, role_in_request
-from actions.step_up import code_in_text
+from actions.step_up import code_in_text, retry_after
 from actions.tfa_recovery import recovery_code_in_text
 
 
@@ -69,6 +70,8 @@ def test_ways_to_ask_for_a_new_code(text):
     ("what's a recovery code? i dont think i have one", True),
     ("what's my current currency?", True),
     ("is it ok to use bob@example.com?", False),
+    ("i dont have any recovery codes", True),
+    ("not sure what our vat id is", True),
 ])
 def test_questions_about_a_field(text, meaning):
     assert is_question(text) and asks_what_it_means(text) is meaning
@@ -148,3 +151,9 @@ def test_cancel_at_the_chat_link_email_leaves_the_form():
     domain = {"forms": {"link_form": {"required_slots": ["link_email", "link_code"]}}, "slots": {}}
     events = asyncio.run(ValidateLinkForm().run(CollectingDispatcher(), tracker, domain))
     assert {(e["name"], e["value"]) for e in events} >= {("form_exit", "stopped"), ("requested_slot", None)}
+
+
+@pytest.mark.parametrize("seconds, words", [(600, "10 minutes"), (569, "10 minutes"), (61, "2 minutes"),
+                                            (60, "1 minute"), (5, "1 minute")])
+def test_when_to_try_again_is_rounded_up_to_whole_minutes(seconds, words):
+    assert retry_after(Refused(reason=Reason.RATE_LIMITED, details={"retry_after_seconds": seconds})) == words
