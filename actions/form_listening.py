@@ -61,6 +61,10 @@ RESEND = re.compile(
 QUESTION_START = re.compile(
     r"^\W*(hmm+\W+|wait\W+|sorry\W+|ok\W+|um+\W+|so\W+|and\W+)*(what|whats|what's|how|why|where|which|who|"
     r"when|does|do|is|are|huh|explain|can i|should i|could you explain|tell me)\b", re.IGNORECASE)
+# The customer needs a moment ("hold on, i have to look it up").
+WAIT = re.compile(r"\b(hold on|hang on|one (sec|second|moment|min|minute)|give me a (sec|second|moment|minute)|"
+                  r"look (it|that) up|let me (check|find|look)|wait a (sec|second|moment|minute|bit)|brb)\b",
+                  re.IGNORECASE)
 # Said instead of an answer: "i dont have any recovery codes", "not sure what the vat id is".
 UNSURE = re.compile(r"\b(i )?(don'?t|do not|dont) (know|have|understand|get)\b|\bnot sure\b|\bno idea\b|"
                     r"\bwhere (do|can|would) i (find|get|see)\b", re.IGNORECASE)
@@ -174,6 +178,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
                        form_slots: List[str]) -> Optional[str]:
         """The help for what a question at ``slot`` asks about: that field, another of the form's, or None."""
         others = [other for other in form_slots if other not in (slot, CONFIRMED)]
+        if slot != CONFIRMED and CONFIRMED in form_slots:  # about the operation itself, last
+            others.append(CONFIRMED)
         for field in [slot, *others]:
             found = await field_help(field, text, tracker)
             if found is not None:
@@ -245,6 +251,9 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             return await self.resend_code(slot, dispatcher, tracker)
         found = self.value_in(slot, text)
         free_text = found == text
+        if WAIT.search(text) and (free_text or found is None):
+            dispatcher.utter_message(text="No rush, take your time.")
+            return {slot: None}
         if is_question(text) and (free_text or found is None or asks_what_it_means(text)):
             await self.answer_question(slot, dispatcher, tracker, form_slots)
             return {slot: None}

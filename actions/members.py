@@ -46,13 +46,24 @@ ROLE_IN_REQUEST = re.compile(
     re.IGNORECASE)
 
 
+# What a role lets someone do, as customers describe it.
+ROLE_BY_RIGHTS = (
+    (re.compile(r"\b(full (access|control|rights)|everything|all (the )?rights|billing|close the account)\b",
+                re.IGNORECASE), "owner"),
+    (re.compile(r"\b(manage|add|invite|remove) (the )?(users|people|team|members)|settings\b",
+                re.IGNORECASE), "admin"),
+    (re.compile(r"\b(just|only)( needs? to| wants? to| has to)? (use|log ?in|sign ?in|see|view)|limited|read[- ]only|normal|no admin\b",
+                re.IGNORECASE), "member"),
+)
+
+
 def parse_role(text: str) -> Optional[str]:
-    """The role a customer means ("make her an admin" -> admin), or None."""
+    """The role a customer means ("make her an admin", "she should manage users" -> admin), or None."""
     words = re.findall(r"[a-z-]+", (text or "").lower())
     for word in words:
         if word in ROLE_WORDS:
             return ROLE_WORDS[word]
-    return None
+    return next((role for pattern, role in ROLE_BY_RIGHTS if pattern.search(text or "")), None)
 
 
 def role_in_request(text: str) -> Optional[str]:

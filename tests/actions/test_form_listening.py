@@ -121,9 +121,13 @@ def test_address_and_role_in_a_first_message(text, email, role):
     assert extract_email(text) == email and role_in_request(text) == role
 
 
-def test_a_role_inside_an_answer():
-    assert parse_role("make her an admin i guess") == "admin"
-    assert parse_role("member is fine") == "member"
+@pytest.mark.parametrize("text, role", [
+    ("make her an admin i guess", "admin"), ("member is fine", "member"),
+    ("she should be able to manage users", "admin"), ("he just needs to log in and use it", "member"),
+    ("full access please", "owner"), ("read-only is enough", "member"), ("hmm", None),
+])
+def test_a_role_inside_an_answer(text, role):
+    assert parse_role(text) == role
 
 
 @pytest.mark.parametrize("text, details", [

@@ -167,3 +167,20 @@ def test_words_at_the_code_question_are_not_counted_as_wrong_codes(new_customer,
     for _ in range(5):  # five wrong codes would stop the step-up
         assert said(customer, "yes") == ["That doesn't look like a 6-digit code.", CODE_FROM_EMAIL]
     assert said(customer, store.latest_code(customer.email))[0].startswith("Done: your account currency is now CHF")
+
+
+def test_a_customer_who_needs_a_moment_is_asked_again_without_an_error(new_customer):
+    customer = new_customer()
+    said(customer, "convert account to business")
+    said(customer, "Umbrella Corp")
+    assert said(customer, "I have to look it up, hold on") == [
+        "No rush, take your time.", QUESTIONS["registration_number"][0]]
+    assert said(customer, "HRB 5555") == [QUESTIONS["vat_id"][0]]
+
+
+def test_a_question_about_closing_at_the_code_question(new_customer):
+    customer = new_customer()
+    said(customer, "close account")
+    said(customer, "yes")
+    assert said(customer, "what happens with my invoices") == [
+        FIELD_HELP["confirmed:close_account_form"][1][1], CODE_FROM_EMAIL]

@@ -203,3 +203,11 @@ def test_a_limited_customer_keeps_the_business_details_and_goes_on_later(new_cus
     assert said(customer, store.latest_code(customer.email))[0].startswith(
         "Done: your account is now a business account for Acme Rockets GmbH")
     assert store.account(customer.account_id).vat_id == "DE123456789"
+
+
+def test_a_role_described_by_what_they_may_do(new_customer):
+    customer = new_customer()
+    said(customer, "need to add an employee")
+    said(customer, "lisa@company.com")
+    assert said(customer, "she should be able to manage users") == [
+        "Invite lisa@company.com as an admin? They'll get an email with a link to join your account."]
