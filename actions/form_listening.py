@@ -53,6 +53,11 @@ STOP = re.compile(
     r"abort|quit|leave it|don'?t bother|skip it|not now|changed my mind|i('ve| have)? changed my mind|"
     r"i don'?t want (it|this|that|to) ?(any ?more)?|let'?s not|no thanks|no thank you|scrap that"
     r")\b\W*(please|pls|thanks|thx|now|then)?\s*([,.!;]|$)", re.IGNORECASE)
+# ... or ending a longer message ("i'll ask my accountant first, cancel for now").
+STOP_AT_END = re.compile(
+    r"(^|[,.;!]\s*|\b(ok|okay|whatever|so|just|then|actually|please|pls)\s+)(cancel|never ?mind|nvm|"
+    r"forget (it|that|about it)|stop|abort|leave it|scrap (it|that))( (it|that|this))?"
+    r"( for now| then| please| pls| thanks| thx)?\W*$", re.IGNORECASE)
 RESEND = re.compile(
     r"\b(re-?send|send (it|the code|the email|another|a new|me (a|another|the))|new code|another code|"
     r"did ?n[o']?t (get|receive|come|arrive)|have ?n[o']?t (got|gotten|received)|never (got|came|arrived)|"
@@ -109,7 +114,7 @@ def wants_a_person(text: str, intent: Optional[str]) -> bool:
 
 def wants_to_stop(text: str) -> bool:
     """'cancel', 'never mind', 'forget it', 'stop', 'i changed my mind'."""
-    return bool(STOP.search(text.strip()))
+    return bool(STOP.search(text.strip()) or STOP_AT_END.search(text.strip()))
 
 
 def wants_a_new_code(text: str) -> bool:

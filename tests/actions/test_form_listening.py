@@ -25,7 +25,8 @@ from actions.tfa_recovery import recovery_code_in_text
 @pytest.mark.parametrize("text", [
     "cancel", "nvm", "never mind", "Nevermind, I'll do it later", "forget it", "no forget about it",
     "stop", "ok stop", "actually forget it", "hmm never mind", "i changed my mind", "leave it",
-    "nah dont bother", "scrap that",
+    "nah dont bother", "scrap that", "ok whatever cancel", "i'll talk to my accountant first, cancel for now",
+    "hmm. let's just forget it",
 ])
 def test_ways_to_stop(text):
     assert wants_to_stop(text)
@@ -33,7 +34,8 @@ def test_ways_to_stop(text):
 
 @pytest.mark.parametrize("text", [
     "bob@example.com", "admin", "stop & shop is the company name? no", "DE123456789", "yes",
-    "can you stop sending me emails to bob@example.com", "Acme Rockets GmbH",
+    "can you stop sending me emails to bob@example.com", "Acme Rockets GmbH", "please don't stop",
+    "Nonstop Ltd",
 ])
 def test_answers_that_are_not_a_stop(text):
     assert not wants_to_stop(text)

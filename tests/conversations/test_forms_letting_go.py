@@ -157,3 +157,11 @@ def test_another_request_at_the_closing_question_leaves_it(new_customer, store):
     said(customer, "yes")  # a second yes closes nothing
     assert store.account(customer.account_id).status == "active"
     assert store.members(customer.account_id)["tom@example.com"] == ("admin", "invited")
+
+
+def test_cancel_at_the_end_of_a_longer_message(new_customer, store):
+    customer = new_customer()
+    said(customer, "change my account to business")
+    said(customer, "Initech")
+    assert said(customer, "i'll talk to my accountant first, cancel for now") == [STOPPED]
+    assert store.account(customer.account_id).kind == "personal"
