@@ -16,7 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from accounts import currency
-from actions.account_store import call_domain
+from actions.account_store import account_deps, call_domain
 from actions.identity import identify
 
 Buttons = Optional[List[Dict[str, str]]]
@@ -95,22 +95,36 @@ FIELD_HELP: Dict[str, List[Tuple[Optional[str], str]]] = {
     "reset_email": [(None, "The email address you registered with (the one you sign in with). "
                            "I'll send the reset link there.")],
     "confirmed:close_account_form": [
-        (r"grace|undo|change my mind|back|revers|how long|14|days",
-         "For 14 days after you confirm, the account is only scheduled to close and you can "
-         "cancel the closure any time; after that it's closed for good."),
+        (r"grace|undo|change my mind|back|revers|how long|14|days|permanent|forever|for good",
+         "For {grace_days} days after you confirm, the account is only scheduled to close and you "
+         "can cancel the closure any time; after that it's closed for good."),
         (r"data|users?|happen|lose|access|invoices?|files",
-         "Nothing is deleted during the 14-day grace period. When it ends, the account is closed "
-         "for good and all its users lose access."),
+         "Nothing is deleted during the {grace_days}-day grace period. When it ends, the account "
+         "is closed for good and all its users lose access."),
         (r"clos|work|mean|how does|what does",
-         "Closing starts a 14-day grace period: the account is only scheduled to close and you can "
-         "cancel the closure any time. When it ends, the account is closed for good."),
+         "Closing starts a {grace_days}-day grace period: the account is only scheduled to close and "
+         "you can cancel the closure any time. When it ends, the account is closed for good."),
     ],
     "confirmed:disable_user_form": [
-        (r"undo|back|again|re-?enable|revers|later",
-         "Yes: you can invite them again later; disabling only removes their access."),
+        (r"undo|back|again|re-?enable|revers|later|permanent|forever|for good",
+         "It isn't permanent: you can invite them again later; disabling only removes their access."),
         (r"data|happen|lose|access|notif|know|told|email|disabl|work|mean",
          "They lose access to the account at once and are told by email; the account and its "
          "data stay as they are."),
+    ],
+    "confirmed:currency_form": [
+        (r"invoices?|prices?|existing|old|past|affect|balance|bills?",
+         "Only prices and invoices from now on are in the new currency; invoices already issued "
+         "keep theirs."),
+    ],
+    "confirmed:business_form": [
+        (r"pay|wire|transfer|card|bank|invoices?",
+         "A business account is paid by wire transfer instead of the current payment method."),
+    ],
+    "confirmed:invite_form": [
+        (r"email|link|expire|how long|accept|join",
+         "They get an email with a single-use link to join; it expires after {invitation_days} "
+         "days, and you can invite them again after that."),
     ],
 }
 
@@ -147,7 +161,7 @@ async def field_help(slot: str, message: str, tracker: Tracker) -> Optional[str]
     topics = FIELD_HELP.get(f"{slot}:{form}") or FIELD_HELP.get(slot) or []
     for pattern, answer in topics:
         if _mentions(pattern, message):
-            return answer
+            return with_settings(answer)
     general = next((answer for pattern, answer in topics if pattern is None), None)
     if general is None or (message and not _mentions(FIELD_WORDS.get(slot), message)):
         return None
@@ -155,7 +169,14 @@ async def field_help(slot: str, message: str, tracker: Tracker) -> Optional[str]
         current = await current_currency(tracker)
         if current:
             return f"Your account uses {current} now. " + general
-    return general
+    return with_settings(general)
+
+
+def with_settings(answer: str) -> str:
+    """An answer with the account store's settings filled in ("{grace_days}" -> "14")."""
+    settings = account_deps().settings
+    return answer.format(grace_days=settings.grace_period_days,
+                         invitation_days=settings.invitation_ttl_days)
 
 
 async def current_currency(tracker: Tracker) -> Optional[str]:

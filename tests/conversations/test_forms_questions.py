@@ -75,7 +75,8 @@ def test_a_question_about_closing_at_the_closing_question_is_answered_and_asked_
     customer = new_customer()
     said(customer, "close my account")
     reply = said(customer, "how long do i have to change my mind?")
-    assert reply[0] == FIELD_HELP["confirmed:close_account_form"][0][1]
+    assert reply[0] == ("For 14 days after you confirm, the account is only scheduled to close and you "
+                        "can cancel the closure any time; after that it's closed for good.")
     assert reply[-1].endswith("Shall I close your account?")
     assert "emailed a 6-digit code" in said(customer, "ok yes")[-1]
 
@@ -183,4 +184,21 @@ def test_a_question_about_closing_at_the_code_question(new_customer):
     said(customer, "close account")
     said(customer, "yes")
     assert said(customer, "what happens with my invoices") == [
-        FIELD_HELP["confirmed:close_account_form"][1][1], CODE_FROM_EMAIL]
+        "Nothing is deleted during the 14-day grace period. When it ends, the account is closed for "
+        "good and all its users lose access.", CODE_FROM_EMAIL]
+
+
+def test_whether_disabling_is_permanent_is_answered_at_its_confirmation(new_customer, store):
+    customer = new_customer(members={"temp@example.com": "member"})
+    said(customer, "kick temp@example.com off our account")
+    assert said(customer, "is this permanent?") == [
+        "It isn't permanent: you can invite them again later; disabling only removes their access.",
+        "Disable temp@example.com? They will lose access to the account immediately."]
+
+
+def test_a_question_about_existing_invoices_at_the_currency_confirmation(new_customer):
+    customer = new_customer()
+    said(customer, "pls change currency to usd")
+    assert said(customer, "hold on is this going to change my existing invoices?") == [
+        "Only prices and invoices from now on are in the new currency; invoices already issued keep theirs.",
+        "Change your account currency to USD? Prices and invoices from now on will be in that currency."]
