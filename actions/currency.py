@@ -38,13 +38,17 @@ CURRENCY_NAMES = {
 }
 
 
+# The names above, longest first so "us dollars" wins over "dollars".
+CURRENCY_NAME_IN_TEXT = re.compile(
+    r"(?<![a-z])(" + "|".join(re.escape(name) for name in sorted(CURRENCY_NAMES, key=len, reverse=True))
+    + r")(?![a-z])")
+
+
 def _mentions(text: str) -> List[tuple]:
     """(position, code) of every currency named in ``text``."""
     lowered = text.lower()
-    found = []
-    for name, code in CURRENCY_NAMES.items():
-        for match in re.finditer(rf"(?<![a-z]){re.escape(name)}(?![a-z])", lowered):
-            found.append((match.start(), match.end(), code))
+    found = [(match.start(), match.end(), CURRENCY_NAMES[match.group(0)])
+             for match in CURRENCY_NAME_IN_TEXT.finditer(lowered)]
     for match in re.finditer(r"\b[a-zA-Z]{3}\b", text):
         if match.group(0).upper() in currency.SUPPORTED_CURRENCIES and (
                 match.group(0).isupper() or match.group(0).lower() not in COMMON_WORDS):
