@@ -62,6 +62,7 @@ RESEND = re.compile(
     r"\b(re-?send|send (it|the code|the email|another|a new|me (a|another|the))|new code|another code|"
     r"did ?n[o']?t (get|receive|come|arrive)|have ?n[o']?t (got|gotten|received)|never (got|came|arrived)|"
     r"no (email|mail|code) (came|arrived|yet)|not (received|arrived|there)|nothing (came|arrived)|"
+    r"(got|received|get|getting) nothing|still nothing|no (email|mail|code)\b|"
     r"where('s| is) the (code|email))", re.IGNORECASE)
 QUESTION_START = re.compile(
     r"^\W*(hmm+\W+|wait\W+|sorry\W+|ok\W+|um+\W+|so\W+|and\W+)*(what|whats|what's|how|why|where|which|who|"

@@ -60,7 +60,7 @@ def test_answers_that_do_not_ask_for_a_person(text):
 @pytest.mark.parametrize("text", [
     "i didn't get any email, can you resend it?", "resend pls", "havent received the email yet",
     "can you send another code", "still nothing, send a new one", "where's the code?",
-    "never got it", "didnt get it",
+    "never got it", "didnt get it", "what code? i got nothing", "no email here",
 ])
 def test_ways_to_ask_for_a_new_code(text):
     assert wants_a_new_code(text)
