@@ -326,13 +326,24 @@ def _subject_filter(
     )
 
 
-def send_allowed(ctx: OperationContext, account_id: int, purpose: str) -> bool:
+def _counted(account_id: int, purpose: str, operation: Optional[str], since: datetime) -> list:
+    conditions = [VerificationCode.account_id == account_id, VerificationCode.purpose == purpose,
+                  VerificationCode.created_at > since]
+    if operation is not None:
+        conditions.append(VerificationCode.operation == operation)
+    return conditions
+
+
+def send_allowed(ctx: OperationContext, account_id: int, purpose: str,
+                 operation: Optional[str] = None) -> bool:
     """Whether another code of this purpose may be e-mailed for the account now.
 
     Args:
         ctx: The running operation (account row locked).
         account_id: The account.
         purpose: Code purpose.
+        operation: Count only the codes for this operation (step-up codes: the
+            limit is per operation, so one operation's codes never block another).
 
     Returns:
         False once ``code_send_limit`` codes were sent within one code lifetime.
@@ -342,27 +353,20 @@ def send_allowed(ctx: OperationContext, account_id: int, purpose: str) -> bool:
     sent = ctx.session.execute(
         sa.select(sa.func.count())
         .select_from(VerificationCode)
-        .where(
-            VerificationCode.account_id == account_id,
-            VerificationCode.purpose == purpose,
-            VerificationCode.created_at > since,
-        )
+        .where(*_counted(account_id, purpose, operation, since))
     ).scalar_one()
     return int(sent) < settings.code_send_limit
 
 
-def next_send_in_seconds(ctx: OperationContext, account_id: int, purpose: str) -> int:
+def next_send_in_seconds(ctx: OperationContext, account_id: int, purpose: str,
+                         operation: Optional[str] = None) -> int:
     """Seconds until :func:`send_allowed` becomes true again (for ``rate_limited`` refusals)."""
     settings = ctx.deps.settings
     since = ctx.now - timedelta(minutes=settings.code_ttl_minutes)
     times = list(
         ctx.session.execute(
             sa.select(VerificationCode.created_at)
-            .where(
-                VerificationCode.account_id == account_id,
-                VerificationCode.purpose == purpose,
-                VerificationCode.created_at > since,
-            )
+            .where(*_counted(account_id, purpose, operation, since))
             .order_by(VerificationCode.created_at.desc())
         ).scalars()
     )

@@ -41,7 +41,7 @@ from accounts.guards import (
     load_locked_account,
     require_role,
 )
-from accounts.models import MEMBER_ROLES, Invitation, Member
+from accounts.models import MEMBER_ROLES, Account, Invitation, Member
 from accounts.operation import OperationContext, run_operation
 from accounts.results import (
     InvitationAccepted,
@@ -314,19 +314,9 @@ def disable_member(
         if account.status == "closed":
             return Refused(reason=Reason.ACCOUNT_CLOSED)
         target = find_member(ctx.session, account.id, address)
-        if target is None:
-            return Refused(reason=Reason.MEMBER_NOT_FOUND, details={"email": address})
-        if target.status == "disabled":
-            return Refused(reason=Reason.ALREADY_DISABLED, details={"email": address})
-        if target.id == acting.id:
-            return Refused(reason=Reason.CANNOT_DISABLE_SELF)
-        if acting.role != "owner" and target.role == "owner":
-            return Refused(reason=Reason.CANNOT_DISABLE_OWNER, details={"email": address})
-        if target.role == "owner" and target.status == "active":
-            # Defence in depth: with the checks above an active owner always
-            # remains, but keep the invariant explicit.
-            if active_owner_count(ctx.session, account.id, excluding_member_id=target.id) == 0:
-                return Refused(reason=Reason.LAST_OWNER)
+        refusal = _disable_refusal(ctx.session, account.id, acting, target, address)
+        if refusal is not None:
+            return refusal
         if require_step_up:
             refusal = consume_grant(ctx, actor, "disable_member", conversation_id=step_up_conversation,
                                     params={"email": address})
@@ -365,6 +355,49 @@ def disable_member(
         params={"email": address},
         body=body,
     )
+
+
+def _disable_refusal(session, account_id: int, acting: Member, target: Optional[Member],
+                     address: str) -> Optional[Refused]:
+    """Why ``acting`` may not disable ``target`` (None when they may)."""
+    if target is None:
+        return Refused(reason=Reason.MEMBER_NOT_FOUND, details={"email": address})
+    if target.status == "disabled":
+        return Refused(reason=Reason.ALREADY_DISABLED, details={"email": address})
+    if target.id == acting.id:
+        return Refused(reason=Reason.CANNOT_DISABLE_SELF)
+    if acting.role != "owner" and target.role == "owner":
+        return Refused(reason=Reason.CANNOT_DISABLE_OWNER, details={"email": address})
+    if target.role == "owner" and target.status == "active":
+        # Defence in depth: with the checks above an active owner always
+        # remains, but keep the invariant explicit.
+        if active_owner_count(session, account_id, excluding_member_id=target.id) == 0:
+            return Refused(reason=Reason.LAST_OWNER)
+    return None
+
+
+def check_disable_member(deps: Deps, actor: Actor, *, email: str) -> Optional[Refused]:
+    """Tell, without changing anything, why :func:`disable_member` would refuse ``email`` now.
+
+    The same checks as the operation, so a conversation can refuse before it
+    asks for a step-up code.
+
+    Returns:
+        None when the actor may disable that member, else the :class:`Refused`
+        the operation would return (except ``step_up_required``).
+    """
+    address = normalize_email(email)
+    with read_session(deps.session_factory) as session:
+        account = session.get(Account, actor.account_id)
+        if account is None:
+            return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account_id": actor.account_id})
+        acting = require_role(session, actor, OWNER_OR_ADMIN, lock=False)
+        if isinstance(acting, Refused):
+            return acting
+        if account.status == "closed":
+            return Refused(reason=Reason.ACCOUNT_CLOSED)
+        return _disable_refusal(session, account.id, acting, find_member(session, account.id, address, lock=False),
+                                address)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ Environment variable                  Meaning (default)
 ``ACCOUNTS_CODE_TTL_MINUTES``         minutes an e-mailed one-time code is valid
                                       (10)
 ``ACCOUNTS_CODE_SEND_LIMIT``          codes e-mailed per account and purpose
-                                      within one code lifetime (3)
+                                      (step-up: and operation) within one
+                                      code lifetime (3)
 ``ACCOUNTS_FAILURE_THRESHOLD``        failed codes per account and authenticator
                                       before delays start (5)
 ``ACCOUNTS_FAILURE_BASE_DELAY_SECONDS`` first delay, doubled for each further

@@ -125,7 +125,8 @@ def start_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key: 
         :class:`StepUpStarted` (``method`` ``totp`` or ``email_code``), or
         :class:`Refused` with ``unsupported_operation``, ``account_not_found``,
         ``account_closed``, ``not_permitted`` or ``rate_limited``
-        (``retry_after_seconds``: too many codes e-mailed recently).
+        (``retry_after_seconds``: too many codes e-mailed recently for this
+        operation; each operation has its own ``code_send_limit``).
     """
 
     def body(ctx: OperationContext) -> Result:
@@ -139,9 +140,10 @@ def start_step_up(deps: Deps, actor: Actor, operation: str, *, idempotency_key: 
             ctx.audit(account_id=actor.account_id, action="step_up_started",
                       details={"operation": operation, "method": "totp", "member_email": member.email})
             return StepUpStarted(operation=operation, method="totp")
-        if not codes.send_allowed(ctx, actor.account_id, PURPOSE):
+        if not codes.send_allowed(ctx, actor.account_id, PURPOSE, operation):
             return Refused(reason=Reason.RATE_LIMITED, details={
-                "retry_after_seconds": codes.next_send_in_seconds(ctx, actor.account_id, PURPOSE)})
+                "retry_after_seconds": codes.next_send_in_seconds(ctx, actor.account_id, PURPOSE,
+                                                                  operation)})
         codes.issue_email_code(
             ctx, account_id=actor.account_id, member_id=member.id, recipient_email=member.email,
             purpose=PURPOSE, operation=operation,

@@ -15,9 +15,37 @@ from actions.account_store import call_domain
 from actions.identity import Customer
 from actions.handoff import hand_over
 from actions.operation_flow import SUPPORT_OFFER, CheckAction, SubmitAction, run_check
+from actions.form_listening import is_question
 from actions.step_up import StepUpFormValidation
 
 REGISTRATION_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{2,40}$")
+
+# How customers name each detail when they correct it at the confirmation.
+DETAIL_WORDS = {  # the more specific words first: "company address" is not the name
+    "company_address": r"(?:registered |company(?:'s)? )?address|street",
+    "vat_id": r"vat(?: id| number| no\.?| nr\.?)?|tax id",
+    "registration_number": r"(?:company )?reg(?:istration)?(?:\.)?(?: number| no\.?| nr\.?| #)?|company number|hrb",
+    "company_name": r"(?:company(?:'s)? )?(?:legal )?name",
+}
+_VALUE = (r"\s*(?:is|should be|should read|'s|=|:|must be|to|needs to be)?\s*(?:actually|really|in fact)?"
+          r"\s*(?P<value>[^,].*?)(?:\s*,?\s*(?:not|instead of|rather than)\b.*)?\s*[.!]*$")
+_NOT_THAT = re.compile(r"(?:it'?s|its|should be|is)\s+(?P<value>.+?)\s*,?\s+not\s+(?P<old>.+?)\s*[.!]*$",
+                       re.IGNORECASE)
+
+
+def corrected_details(text: str, current: Dict[str, Any]) -> Dict[str, str]:
+    """The company details a correction names ("the name is actually Acme Rockets GmbH, not Ltd")."""
+    for slot, words in DETAIL_WORDS.items():
+        match = re.search(rf"\b(?:{words})\b{_VALUE}", text, re.IGNORECASE)
+        if match and match.group("value").strip():
+            return {slot: match.group("value").strip()}
+    match = _NOT_THAT.search(text)
+    if match:  # no detail named: the one whose current value holds what is "not" right
+        old = match.group("old").strip().lower()
+        for slot in DETAIL_WORDS:
+            if old and old in str(current.get(slot) or "").lower():
+                return {slot: match.group("value").strip()}
+    return {}
 
 
 class ActionCheckBusinessSwitch(CheckAction):
@@ -53,10 +81,22 @@ def _text(value: Any, limit: int) -> Optional[str]:
 
 
 class ValidateBusinessForm(StepUpFormValidation):
-    """Checks each company detail as it is given."""
+    """Checks each company detail as it is given, and takes corrections at the confirmation."""
+
+    own_intents = ["change_account_type"]
 
     def name(self) -> Text:
         return "validate_business_form"
+
+    async def correction(self, text: str, dispatcher: CollectingDispatcher,
+                         tracker: Tracker) -> Optional[Dict[Text, Any]]:
+        if is_question(text) and "?" in text:
+            return None
+        details = corrected_details(text, {slot: tracker.get_slot(slot) for slot in DETAIL_WORDS})
+        changed: Dict[Text, Any] = {}
+        for slot, value in details.items():
+            changed.update(await getattr(self, f"validate_{slot}")(value, dispatcher, tracker, {}))
+        return changed or None
 
     async def validate_company_name(self, value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+import re
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.closing import closing_consequence, undo_question
-from actions.operation_flow import YES_NO_BUTTONS
+from actions.form_listening import ListeningFormValidation
+from actions.operation_flow import CONFIRMED, YES_NO_BUTTONS
 from actions.wording import ROLE_NAMES
 
 
@@ -46,3 +48,23 @@ class ActionAskConfirmed(Action):
         form = (tracker.active_loop or {}).get("name", "")
         dispatcher.utter_message(text=confirmation_question(form, tracker), buttons=YES_NO_BUTTONS)
         return []
+
+
+KEEP_THE_ACCOUNT = re.compile(
+    r"\b(keep|undo|don'?t close|do not close|stay open|cancel (the|my|its)? ?(closure|closing))", re.IGNORECASE)
+
+
+class ValidateUndoClosureForm(ListeningFormValidation):
+    """The undo question: "keep it" / "cancel the closure" mean yes; "never mind" leaves it."""
+
+    own_intents = ["close_account"]
+
+    def name(self) -> Text:
+        return "validate_undo_closure_form"
+
+    async def read_confirmation(self, value: Any, text: str, intent: Optional[str],
+                                dispatcher: CollectingDispatcher, tracker: Tracker,
+                                form_slots: List[str]) -> Optional[Dict[Text, Any]]:
+        if not isinstance(value, bool) and KEEP_THE_ACCOUNT.search(text):
+            return {CONFIRMED: True}
+        return await super().read_confirmation(value, text, intent, dispatcher, tracker, form_slots)

@@ -22,6 +22,7 @@ from actions.account_store import call_domain
 from actions.handoff import hand_over
 from actions.identity import Customer, identify
 from actions.operation_flow import SUPPORT_OFFER, CheckAction, SubmitAction, run_check
+from actions.form_listening import is_question
 from actions.step_up import StepUpFormValidation
 
 # Names customers use for the supported currencies.
@@ -37,14 +38,55 @@ CURRENCY_NAMES = {
 }
 
 
+# The names above, longest first so "us dollars" wins over "dollars".
+CURRENCY_NAME_IN_TEXT = re.compile(
+    r"(?<![a-z])(" + "|".join(re.escape(name) for name in sorted(CURRENCY_NAMES, key=len, reverse=True))
+    + r")(?![a-z])")
+
+
+def _mentions(text: str) -> List[tuple]:
+    """(position, code) of every currency named in ``text``."""
+    lowered = text.lower()
+    found = [(match.start(), match.end(), CURRENCY_NAMES[match.group(0)])
+             for match in CURRENCY_NAME_IN_TEXT.finditer(lowered)]
+    for match in re.finditer(r"\b[a-zA-Z]{3}\b", text):
+        if match.group(0).upper() in currency.SUPPORTED_CURRENCIES and (
+                match.group(0).isupper() or match.group(0).lower() not in COMMON_WORDS):
+            found.append((match.start(), match.end(), match.group(0).upper()))
+    # "us dollars" also contains "dollars": keep the longest name at each place
+    found.sort(key=lambda m: (m[0], -(m[1] - m[0])))
+    kept = [m for i, m in enumerate(found) if not any(o[0] <= m[0] and m[1] <= o[1] and o != m
+                                                        for o in found[:i])]
+    return [(start, code) for start, _end, code in kept]
+
+
+#: Three-letter words that are also currency codes only when written in capitals.
+COMMON_WORDS = {"all", "top", "try", "mad", "cup", "bob"}
+TARGET = re.compile(r"\b(?:to|into|in(?=\s+(?:us|euros?|dollars?|pounds?|francs?|[A-Z]{3}\b)))\s+",
+                    re.IGNORECASE)
+
+
 def parse_currency(text: str) -> Optional[str]:
-    """The ISO 4217 code a customer means ("usd", "to euros", "£"), or None."""
-    lowered = text.strip().lower()
-    for name in sorted(CURRENCY_NAMES, key=len, reverse=True):
-        if re.search(rf"(?<![a-z]){re.escape(name)}(?![a-z])", lowered):
-            return CURRENCY_NAMES[name]
-    codes = [c for c in re.findall(r"\b[a-zA-Z]{3}\b", text) if c.upper() in currency.SUPPORTED_CURRENCIES]
-    return codes[-1].upper() if codes else None
+    """The ISO 4217 code a customer means ("usd", "from euros to dollars", "£"), or None.
+
+    The currency after "to"/"into" wins, else the last one named.
+    """
+    mentions = _mentions(text or "")
+    if not mentions:
+        return None
+    targets = [m.end() for m in TARGET.finditer(text)]
+    after_to = [code for start, code in mentions if start in targets]
+    return after_to[-1] if after_to else mentions[-1][1]
+
+
+def currency_asked_for(text: str) -> Optional[str]:
+    """What a first message asks to switch to: a code, the words after "to", or None."""
+    code = parse_currency(text)
+    if code is not None:
+        return code
+    match = re.search(r"\b(?:to|into)\s+([a-z]{3,20})\s*(?:please|pls|now|instead)?\W*$", text or "",
+                      re.IGNORECASE)
+    return match.group(1) if match and match.group(1).lower() not in ("business", "it", "that") else None
 
 
 class ActionCheckCurrencyChange(CheckAction):
@@ -80,24 +122,39 @@ async def escalate_if_staff_needed(dispatcher: CollectingDispatcher, tracker: Tr
 
 
 class ValidateCurrencyForm(StepUpFormValidation):
-    """Accepts a supported currency different from the current one."""
+    """Accepts a supported currency different from the current one, also from the first message."""
+
+    prefillable = ["currency"]
+    own_intents = ["change_currency"]
 
     def name(self) -> Text:
         return "validate_currency_form"
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == "currency":
+            return currency_asked_for(text) if first_message else parse_currency(text)
+        return super().value_in(slot, text, first_message)
+
+    async def correction(self, text: str, dispatcher: CollectingDispatcher,
+                         tracker: Tracker) -> Optional[Dict[Text, Any]]:
+        """Another currency at the confirmation ("actually make it pounds")."""
+        code = parse_currency(text)
+        if code and code != tracker.get_slot("currency") and not is_question(text):
+            return await self.validate_currency(code, dispatcher, tracker, {})
+        return None
 
     async def validate_currency(self, value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         code = parse_currency(str(value or ""))
         if code is None:
             dispatcher.utter_message(
-                text="Sorry, I didn't recognise that currency. Please give its three-letter code, "
-                     "one of: " + ", ".join(currency.SUPPORTED_CURRENCIES) + ".")
+                text=f"Sorry, I didn't recognise \"{str(value)[:40]}\" as a currency. We support "
+                     + ", ".join(currency.SUPPORTED_CURRENCIES) + ".")
             return {"currency": None}
         customer = await identify(tracker)
         current = await call_domain(currency.check_currency_change, customer.actor) if customer else None
         if isinstance(current, str) and current == code:
-            dispatcher.utter_message(text=f"Your account already uses {code}. Which currency "
-                                          "would you like instead?")
+            dispatcher.utter_message(text=f"Your account already uses {code}.")
             return {"currency": None}
         return {"currency": code}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -25,6 +25,7 @@ from rasa_sdk.types import DomainDict
 from accounts import channel_links
 from accounts.results import ChannelLinks, Reason, Refused
 from actions.account_store import account_deps, call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.identity import chat_identity, identify, in_shared_channel
 from actions.messages import DIRECT_MESSAGE_ONLY
 from actions.members import extract_email
@@ -32,9 +33,11 @@ from actions.operation_flow import (
     ALLOWED,
     BLOCKED,
     OPERATION_CHECK,
+    form_left,
     idempotency_key,
     operation_outcome,
 )
+from actions.step_up import code_in_text
 
 OPERATION = "link_account"
 LINK_EMAIL, LINK_CODE, LINKED_AS = "link_email", "link_code", "linked_as"
@@ -87,8 +90,10 @@ class ActionCheckLink(Action):
         return [SlotSet(OPERATION_CHECK, ALLOWED)]
 
 
-class ValidateLinkForm(FormValidationAction):
+class ValidateLinkForm(ListeningFormValidation):
     """Sends the code for the address given, then checks the code."""
+
+    own_intents = ["link_account"]
 
     def name(self) -> Text:
         return "validate_link_form"
@@ -101,6 +106,31 @@ class ValidateLinkForm(FormValidationAction):
         if stage in (LINKED, FAILED):
             return [LINK_EMAIL]
         return [slot for slot in domain_slots if slot != LINK_APP_CODE]
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == LINK_EMAIL:
+            return extract_email(text)
+        if slot in (LINK_CODE, LINK_APP_CODE):
+            return code_in_text(text)
+        return super().value_in(slot, text, first_message)
+
+    async def resend_code(self, slot: str, dispatcher: CollectingDispatcher,
+                          tracker: Tracker) -> Dict[Text, Any]:
+        """Request the e-mailed code again for the address given (the same answer whatever it is)."""
+        if slot == LINK_APP_CODE:
+            dispatcher.utter_message(text="I don't send this code: it comes from your "
+                                          "authenticator app, and changes every 30 seconds.")
+            return {slot: None}
+        identity, email = chat_identity(tracker), tracker.get_slot(LINK_EMAIL)
+        if identity is None or not email:
+            return {slot: None}
+        await call_domain(channel_links.request_link, channel=identity[0],
+                          channel_user_id=identity[1], email=email,
+                          idempotency_key=idempotency_key(tracker, "link_request"))
+        dispatcher.utter_message(text="I've asked for a new code; if the address belongs to an "
+                                      "account it arrives within a minute, and the one before no "
+                                      "longer works.")
+        return {slot: None}
 
     async def validate_link_email(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -128,9 +158,12 @@ class ValidateLinkForm(FormValidationAction):
         identity = chat_identity(tracker)
         if identity is None:
             return {LINK_CODE: FAILED}
+        if code_in_text(str(value)) is None:  # words, not a code: not a wrong code either
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {LINK_CODE: None}
         result = await call_domain(channel_links.confirm_link, channel=identity[0],
                                    channel_user_id=identity[1],
-                                   code="".join(str(value or "").split()),
+                                   code=code_in_text(str(value)),
                                    idempotency_key=idempotency_key(tracker, "link_confirm"))
         if not isinstance(result, Refused):
             return {LINK_CODE: None, LINK_STAGE: LINKED, LINKED_AS: result.member_email}
@@ -149,7 +182,8 @@ class ValidateLinkForm(FormValidationAction):
         if identity is None:
             return {LINK_APP_CODE: None, LINK_STAGE: FAILED}
         result = await call_domain(channel_links.confirm_link_app_code, channel=identity[0],
-                                   channel_user_id=identity[1], code="".join(str(value).split()),
+                                   channel_user_id=identity[1],
+                                   code=code_in_text(str(value)) or "".join(str(value).split()),
                                    idempotency_key=idempotency_key(tracker, "link_confirm_app"))
         if not isinstance(result, Refused):
             return {LINK_APP_CODE: None, LINK_STAGE: LINKED, LINKED_AS: result.member_email}
@@ -188,6 +222,9 @@ class ActionFinishLink(Action):
         linked_as = tracker.get_slot(LINKED_AS)
         reset = [SlotSet(LINK_CODE, None), SlotSet(LINK_EMAIL, None), SlotSet(OPERATION_CHECK, None),
                  SlotSet(LINK_APP_CODE, None), SlotSet(LINK_STAGE, None)]
+        left = await form_left(dispatcher, tracker, OPERATION, "verify you")
+        if left is not None:
+            return [*reset, *left]
         identity = chat_identity(tracker)
         if tracker.get_slot(LINK_STAGE) == LINKED and linked_as and identity is not None:
             dispatcher.utter_message(

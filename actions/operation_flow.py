@@ -12,6 +12,10 @@
    idempotency key made of the conversation, the operation and the confirming
    message, so a repeated delivery of that message changes nothing twice.
 
+4. A form the customer leaves (``form_exit``: stopped, handed over, dropped;
+   see actions/form_listening.py) ends too; its submit action then says what
+   happened (:func:`form_left`) and changes nothing.
+
 Every outcome is recorded in the slot ``last_operation`` as
 ``{"operation": ..., "outcome": "performed" | "refused" | "cancelled", "reason": ...}``
 so conversation reviews can find operations without reading texts.
@@ -40,6 +44,8 @@ ANONYMOUS, BLOCKED, ALLOWED, UNDO = "anonymous", "blocked", "allowed", "undo"
 CONFIRMED = "confirmed"
 LAST_OPERATION = "last_operation"
 SUPPORT_OFFER = "support_offer"
+FORM_EXIT = "form_exit"
+STOPPED, HANDED_OVER, DROPPED = "stopped", "handed_over", "dropped"
 
 YES_NO_BUTTONS = [
     {"title": "Yes", "payload": "/affirm"},
@@ -75,6 +81,29 @@ async def report_failure(dispatcher: CollectingDispatcher, tracker: Tracker,
     dispatcher.utter_message(text=FAILURE_TEXT)
     return [operation_outcome(operation, "failed", "error"),
             *await hand_over(dispatcher, tracker, f"{operation}:action_failed")]
+
+
+async def form_left(dispatcher: CollectingDispatcher, tracker: Tracker, operation: str,
+                    doing: str) -> Optional[List[Dict[Text, Any]]]:
+    """When the customer left the form: say so (or hand over) and return the events; else None.
+
+    ``doing`` names the operation for the note ("close your account").
+    """
+    how = tracker.get_slot(FORM_EXIT)
+    if not how:
+        return None
+    events: List[Dict[Text, Any]] = [SlotSet(FORM_EXIT, None)]
+    if how == HANDED_OVER:
+        from actions.handoff import hand_over  # handoff builds on this module
+
+        return [*events, operation_outcome(operation, "cancelled", "handed_over"),
+                *await hand_over(dispatcher, tracker, "customer_request")]
+    if how == DROPPED:
+        dispatcher.utter_message(text=f"(So I won't {doing} for now: nothing was changed. Ask me "
+                                      "again whenever you want to.)")
+        return [*events, operation_outcome(operation, "cancelled", "dropped")]
+    dispatcher.utter_message(response="utter_operation_stopped")
+    return [*events, operation_outcome(operation, "cancelled", "stopped")]
 
 
 def idempotency_key(tracker: Tracker, operation: str) -> str:
@@ -115,7 +144,8 @@ class CheckAction(Action, abc.ABC):
             return [SlotSet(OPERATION_CHECK, BLOCKED), support_offer(self.operation, refusal),
                     operation_outcome(self.operation, "refused", refusal.reason.value)]
         self.explain_allowed(customer, dispatcher)
-        return [SlotSet(OPERATION_CHECK, ALLOWED), SlotSet(CONFIRMED, None)]
+        return [SlotSet(OPERATION_CHECK, ALLOWED), SlotSet(CONFIRMED, None),
+                SlotSet("step_up_method", None), SlotSet("step_up_verdict", None), SlotSet(FORM_EXIT, None)]
 
 
 class SubmitAction(Action, abc.ABC):
@@ -138,11 +168,14 @@ class SubmitAction(Action, abc.ABC):
     def reset(self) -> List[Dict[Text, Any]]:
         """Clear the form's slots so the next request starts fresh."""
         slots = [*self.form_slots, CONFIRMED, OPERATION_CHECK, "step_up_code", "step_up_method",
-                 "step_up_verdict"]
+                 "step_up_verdict", FORM_EXIT]
         return [SlotSet(slot, None) for slot in slots]
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        left = await form_left(dispatcher, tracker, self.operation, self.doing)
+        if left is not None:
+            return [*self.reset(), *left]
         customer = await identify(tracker)
         if customer is None and in_shared_channel(tracker):
             dispatcher.utter_message(text=DIRECT_MESSAGE_ONLY)

@@ -8,9 +8,9 @@ rate-limits per address).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -18,9 +18,11 @@ from rasa_sdk.types import DomainDict
 from accounts import password_reset
 from accounts.results import Refused
 from actions.account_store import call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.identity import identify
 from actions.members import extract_email
 from actions.operation_flow import (
+    form_left,
     report_failure,
     idempotency_key,
     logger,
@@ -31,11 +33,19 @@ from actions.wording import describe_refusal, describe_success
 OPERATION = "password_reset"
 
 
-class ValidatePasswordResetForm(FormValidationAction):
-    """Asks for the address only when the customer is not verified."""
+class ValidatePasswordResetForm(ListeningFormValidation):
+    """Asks for the address only when the customer is not verified (or gave it already)."""
+
+    prefillable = ["reset_email"]
+    own_intents = ["forgot_password"]
 
     def name(self) -> Text:
         return "validate_password_reset_form"
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == "reset_email":
+            return extract_email(text)
+        return super().value_in(slot, text, first_message)
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
@@ -61,6 +71,9 @@ class ActionSendPasswordReset(Action):
         customer = await identify(tracker)
         email = customer.email if customer else tracker.get_slot("reset_email")
         reset = [SlotSet("reset_email", None)]
+        left = await form_left(dispatcher, tracker, OPERATION, "send a reset link")
+        if left is not None:
+            return [*reset, *left]
         if not email:
             dispatcher.utter_message(response="utter_forgot_password")
             return reset

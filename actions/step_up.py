@@ -17,10 +17,12 @@ carried it).
 from __future__ import annotations
 
 import abc
+import math
+import re
 
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -28,6 +30,7 @@ from rasa_sdk.types import DomainDict
 from accounts import step_up
 from accounts.results import Reason, Refused, StepUpStarted
 from actions.account_store import call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.identity import identify
 from actions.operation_flow import CONFIRMED, idempotency_key
 
@@ -63,9 +66,23 @@ def bound_params(form: str, tracker: Tracker) -> Optional[Dict[str, Any]]:
     return None if not pairs else {name: tracker.get_slot(slot) for name, slot in pairs}
 
 
-def _retry_after(refused: Refused) -> str:
-    seconds = int(refused.details.get("retry_after_seconds") or 60)
-    return f"{max(1, round(seconds / 60))} minute{'s' if seconds > 90 else ''}"
+SIX_DIGITS = re.compile(r"(?<![\d-])(\d{3})[ -]?(\d{3})(?![\d-])")
+
+
+def code_in_text(text: str) -> Optional[str]:
+    """The 6-digit one-time code in a message ("my code is 855 502" -> "855502"), or None."""
+    found = SIX_DIGITS.findall(str(text or ""))
+    return "".join(found[-1]) if found else None
+
+
+def retry_after(refused: Refused) -> str:
+    """When a limited customer may try again, in whole minutes rounded up ("10 minutes")."""
+    minutes = max(1, math.ceil(int(refused.details.get("retry_after_seconds") or 60) / 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+CODE_FROM_APP = "To confirm it's you, please enter the 6-digit code from your authenticator app."
+CODE_FROM_EMAIL = "Please enter the 6-digit code from the email I sent you."
 
 
 class ActionAskStepUpCode(Action):
@@ -86,28 +103,35 @@ class ActionAskStepUpCode(Action):
                 return [SlotSet(STEP_UP_VERDICT, FAILED)]
             started = await call_domain(step_up.start_step_up, customer.actor, operation,
                                         idempotency_key=idempotency_key(tracker, "step_up_start"))
+            if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
+                # The form stays where it is: what the customer gave is kept.
+                dispatcher.utter_message(
+                    text="I can't send you a code right now: too many were sent in the last few "
+                         f"minutes. I've kept everything you told me; in {retry_after(started)} "
+                         "say \"send the code\" and we'll go on (or \"cancel\" to stop).")
+                return []
             if isinstance(started, Refused):
-                text = ("Too many codes were sent recently. Please try again in "
-                        f"{_retry_after(started)}." if started.reason == Reason.RATE_LIMITED
-                        else "I can't verify you for this right now.")
-                dispatcher.utter_message(text=text)
+                dispatcher.utter_message(text="I can't verify you for this right now.")
                 return [SlotSet(STEP_UP_VERDICT, FAILED)]
             assert isinstance(started, StepUpStarted)
-            method = started.method
-        if method == "totp":
-            text = "To confirm it's you, please enter the 6-digit code from your authenticator app."
-        else:
-            text = ("To confirm it's you, I've emailed a 6-digit code to your address. "
+            text = (CODE_FROM_APP if started.method == "totp" else
+                    "To confirm it's you, I've emailed a 6-digit code to your address. "
                     "Please enter it here (it expires in 10 minutes).")
-        dispatcher.utter_message(text=text)
-        return [SlotSet(STEP_UP_METHOD, method)]
+            dispatcher.utter_message(text=text)
+            return [SlotSet(STEP_UP_METHOD, started.method)]
+        # Asked again (after a wrong code or a question): no new code was sent.
+        dispatcher.utter_message(text=CODE_FROM_APP if method == "totp" else CODE_FROM_EMAIL)
+        return []
 
 
-class StepUpFormValidation(FormValidationAction, abc.ABC):
+class StepUpFormValidation(ListeningFormValidation, abc.ABC):
     """Validation shared by the forms of sensitive operations.
 
-    Skips the step-up when the customer said no or a verdict exists, and
-    checks every value typed for the code with the account domain.
+    Skips the step-up when the customer said no, when a verdict exists or when
+    the values collected need none; checks a code found in the message (also
+    inside a sentence) with the account domain, which sets the verdict; and
+    resends the code when asked (a new code, counted by the send limit, not as
+    a wrong code). A message without a code is never a verdict.
     """
 
     @abc.abstractmethod
@@ -117,6 +141,37 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
     def step_up_needed(self, tracker: Tracker) -> bool:
         """Whether this form's operation needs a step-up with the values collected so far."""
         return True
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == STEP_UP_CODE:
+            return code_in_text(text)
+        return super().value_in(slot, text, first_message)
+
+    async def resend_code(self, slot: str, dispatcher: CollectingDispatcher,
+                          tracker: Tracker) -> Dict[Text, Any]:
+        if tracker.get_slot(STEP_UP_METHOD) == "totp":
+            dispatcher.utter_message(text="I don't send this code: it comes from your "
+                                          "authenticator app, and changes every 30 seconds.")
+            return {STEP_UP_CODE: None}
+        customer = await identify(tracker)
+        operation = STEP_UP_FORMS.get((tracker.active_loop or {}).get("name", ""))
+        if customer is None or operation is None:
+            return {STEP_UP_CODE: None, STEP_UP_VERDICT: FAILED}
+        started = await call_domain(step_up.start_step_up, customer.actor, operation,
+                                    idempotency_key=idempotency_key(tracker, "step_up_start"))
+        if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
+            dispatcher.utter_message(text="I can't send another code yet: too many were sent in "
+                                          f"the last few minutes. Please try again in "
+                                          f"{retry_after(started)}; the last code I sent still works.")
+            return {STEP_UP_CODE: None}
+        if isinstance(started, Refused):
+            dispatcher.utter_message(text="I can't verify you for this right now.")
+            return {STEP_UP_CODE: None, STEP_UP_VERDICT: FAILED}
+        dispatcher.utter_message(
+            text="I've emailed you a new 6-digit code; the one before no longer works. It can take "
+                 "a minute to arrive." if tracker.get_slot(STEP_UP_METHOD) else
+                 "I've emailed you a 6-digit code now (it expires in 10 minutes).")
+        return {STEP_UP_CODE: None, STEP_UP_METHOD: started.method}
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
@@ -129,10 +184,15 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value is None or tracker.get_slot(STEP_UP_VERDICT) is not None:  # not given yet, or decided
             return {STEP_UP_CODE: None}
+        if tracker.get_slot(STEP_UP_METHOD) is None:  # no code was sent (limited): ask again
+            return {STEP_UP_CODE: None}
         customer = await identify(tracker)
         form = (tracker.active_loop or {}).get("name", "")
         operation = STEP_UP_FORMS.get(form)
-        code = "".join(str(value or "").split())
+        code = code_in_text(str(value))
+        if code is None:  # "yes" again, "verified" or other words: never a verdict, not a guess
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {STEP_UP_CODE: None}
         if customer is None or operation is None:
             return {STEP_UP_CODE: None, STEP_UP_VERDICT: FAILED}
         result = await call_domain(step_up.verify_step_up, customer.actor, operation, code,
@@ -142,7 +202,7 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
             return {STEP_UP_CODE: None, STEP_UP_VERDICT: VERIFIED}
         if result.reason == Reason.TOO_MANY_ATTEMPTS:
             dispatcher.utter_message(text="That's too many wrong codes, so I've stopped for now. "
-                                          f"Please try again in {_retry_after(result)}.")
+                                          f"Please try again in {retry_after(result)}.")
             return {STEP_UP_CODE: None, STEP_UP_VERDICT: FAILED}
         if result.reason in (Reason.CODE_EXPIRED, Reason.NO_CODE_PENDING):
             dispatcher.utter_message(text="That code has expired. I've stopped here; ask me "
@@ -152,12 +212,14 @@ class StepUpFormValidation(FormValidationAction, abc.ABC):
             dispatcher.utter_message(text="That code was already used. Please wait for the next "
                                           "code in your app and enter that one.")
         else:
-            dispatcher.utter_message(text="That code isn't right. Please check it and try again.")
+            dispatcher.utter_message(text="That code isn't right, sorry.")
         return {STEP_UP_CODE: None}
 
 
 class ValidateCloseAccountForm(StepUpFormValidation):
     """The closing form: confirmation, then step-up."""
+
+    own_intents = ["close_account"]
 
     def name(self) -> Text:
         return "validate_close_account_form"

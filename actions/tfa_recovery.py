@@ -21,9 +21,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -31,18 +32,21 @@ from rasa_sdk.types import DomainDict
 from accounts import tfa_recovery
 from accounts.results import Reason, Refused
 from actions.account_store import call_domain
+from actions.form_listening import ListeningFormValidation
 from actions.handoff import redacted_transcript
 from actions.identity import identify
 from actions.operation_flow import (
     ALLOWED,
     ANONYMOUS,
     BLOCKED,
+    form_left,
     report_failure,
     OPERATION_CHECK,
     idempotency_key,
     logger,
     operation_outcome,
 )
+from actions.step_up import code_in_text, retry_after
 
 OPERATION = "tfa_recovery"
 RECOVERY_CODE, EMAIL_CODE = "recovery_code", "email_code"
@@ -50,9 +54,21 @@ VERIFIED, FAILED, RECEIVED = "verified", "failed", "received"
 RECOVERY_RESULT = "tfa_recovery_result"
 
 
-def _minutes(refused: Refused) -> str:
-    seconds = int(refused.details.get("retry_after_seconds") or 60)
-    return f"{max(1, round(seconds / 60))} minutes"
+# A saved recovery code as customers type it: XXXX-XXXX-XXXX-XXXX (the generator's
+# form) or the demo accounts' DEMO-RECOVERY-01, with dashes, spaces or neither.
+_GENERATED = re.compile(r"(?<![A-Za-z0-9])([A-Za-z0-9]{4})[ -]?([A-Za-z0-9]{4})[ -]?([A-Za-z0-9]{4})"
+                        r"[ -]?([A-Za-z0-9]{4})(?![A-Za-z0-9])")
+_DEMO = re.compile(r"\bdemo[ -]*recovery[ -]*(\d{2})\b", re.IGNORECASE)
+
+
+def recovery_code_in_text(text: str) -> Optional[str]:
+    """The recovery code in a message ("ok found them: demo recovery 03"), as it was issued."""
+    demo = _DEMO.search(text or "")
+    if demo:
+        return f"DEMO-RECOVERY-{demo.group(1)}"
+    found = [match for match in _GENERATED.finditer(text or "")
+             if any(ch.isdigit() for ch in match.group(0))] or list(_GENERATED.finditer(text or ""))
+    return "-".join(found[-1].groups()).upper() if found else None
 
 
 class ActionCheckTfaRecovery(Action):
@@ -87,7 +103,7 @@ class ActionCheckTfaRecovery(Action):
                          f"contact you at {customer.email}.")
             elif started.reason == Reason.RATE_LIMITED:
                 dispatcher.utter_message(text="Too many codes were sent recently. Please try again "
-                                              f"in {_minutes(started)}.")
+                                              f"in {retry_after(started)}.")
             else:
                 dispatcher.utter_message(text="I can't reset two-factor authentication for this "
                                               "account here. Please contact our support team.")
@@ -100,19 +116,51 @@ class ActionCheckTfaRecovery(Action):
         return [SlotSet(OPERATION_CHECK, ALLOWED)]
 
 
-class ValidateTfaRecoveryForm(FormValidationAction):
+class ValidateTfaRecoveryForm(ListeningFormValidation):
     """Checks both proofs together once the second one is given."""
+
+    own_intents = ["lost_tfa_app", "what_is_tfa"]
+    resend_slots = (RECOVERY_CODE, EMAIL_CODE)
 
     def name(self) -> Text:
         return "validate_tfa_recovery_form"
+
+    def value_in(self, slot: str, text: str, first_message: bool = False) -> Optional[str]:
+        if slot == RECOVERY_CODE:
+            return recovery_code_in_text(text)
+        if slot == EMAIL_CODE:
+            return code_in_text(text)
+        return super().value_in(slot, text, first_message)
+
+    async def resend_code(self, slot: str, dispatcher: CollectingDispatcher,
+                          tracker: Tracker) -> Dict[Text, Any]:
+        """A new e-mailed code (the saved recovery code already given stays noted)."""
+        customer = await identify(tracker)
+        if customer is None:
+            return _stopped("not_verified")
+        started = await call_domain(
+            tfa_recovery.start_tfa_recovery, customer.actor,
+            idempotency_key=idempotency_key(tracker, "tfa_recovery_start"), channel=customer.channel,
+            context={"conversation": tracker.sender_id, "transcript": redacted_transcript(tracker)})
+        if isinstance(started, Refused) and started.reason == Reason.RATE_LIMITED:
+            dispatcher.utter_message(text="I can't send another code yet: too many were sent in the "
+                                          f"last few minutes. Please try again in {retry_after(started)}; "
+                                          "the last code I sent still works.")
+            return {slot: None}
+        if isinstance(started, Refused):
+            return _stopped(started.reason.value)
+        dispatcher.utter_message(text=f"I've emailed a new code to {customer.email}; the one before "
+                                      "no longer works.")
+        return {slot: None}
 
     async def validate_recovery_code(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value is None:  # not given yet (e.g. when the form starts)
             return {RECOVERY_CODE: None}
-        code = " ".join(str(value).split())
-        if not 4 <= len(code) <= 64:
-            dispatcher.utter_message(text="That doesn't look like a recovery code.")
+        code = recovery_code_in_text(str(value))
+        if code is None:
+            dispatcher.utter_message(text="That doesn't look like a recovery code (they look like "
+                                          "ABCD-EFGH-JKLM-NPQR).")
             return {RECOVERY_CODE: None}
         customer = await identify(tracker)
         if customer is None:
@@ -129,12 +177,15 @@ class ValidateTfaRecoveryForm(FormValidationAction):
                                   tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if value is None:  # not given yet
             return {EMAIL_CODE: None}
+        if code_in_text(str(value)) is None:  # words, not a code: not a wrong code either
+            dispatcher.utter_message(text="That doesn't look like a 6-digit code.")
+            return {EMAIL_CODE: None}
         customer = await identify(tracker)
         if customer is None:
             return _stopped("not_verified")
         result = await call_domain(
             tfa_recovery.complete_held_tfa_recovery, customer.actor, conversation_id=tracker.sender_id,
-            email_code="".join(str(value or "").split()),
+            email_code=code_in_text(str(value)) or "",
             idempotency_key=idempotency_key(tracker, "tfa_recovery_complete"),
         )
         if not isinstance(result, Refused):
@@ -166,6 +217,9 @@ class ActionFinishTfaRecovery(Action):
         outcome: Optional[str] = tracker.get_slot(RECOVERY_RESULT)
         reset = [SlotSet(RECOVERY_CODE, None), SlotSet(EMAIL_CODE, None),
                  SlotSet(RECOVERY_RESULT, None), SlotSet(OPERATION_CHECK, None)]
+        left = await form_left(dispatcher, tracker, OPERATION, "reset two-factor authentication")
+        if left is not None:
+            return [*reset, *left]
         if outcome == "completed":
             dispatcher.utter_message(
                 text="Done: your old authenticator app no longer works for this account. I've "

@@ -335,6 +335,27 @@ def test_disable_refusals(world, actor, target, reason):
     world.assert_refused(before, result, reason)
 
 
+@pytest.mark.parametrize(
+    "actor, target, reason",
+    [
+        ("member@example.com", "admin@example.com", "not_permitted"),
+        ("owner@example.com", "ghost@example.com", "member_not_found"),
+        ("owner@example.com", "gone@example.com", "already_disabled"),
+        ("owner@example.com", "owner@example.com", "cannot_disable_self"),
+        ("admin@example.com", "owner@example.com", "cannot_disable_owner"),
+        ("owner@example.com", "member@example.com", None),
+        ("admin@example.com", "member@example.com", None),
+    ],
+)
+def test_the_disable_check_gives_the_operations_verdict_without_changing_anything(world, actor, target,
+                                                                                reason):
+    acc = world.account(members=TEAM + [("gone@example.com", "member", "disabled")])
+    before = world.snapshot()
+    refusal = members.check_disable_member(world.deps, world.actor(acc, actor), email=target)
+    assert (refusal.reason.value if refusal else None) == reason
+    assert world.snapshot() == before
+
+
 def test_disable_on_closed_account(world):
     acc = world.account(status="closed", members=TEAM)
     before = world.snapshot()

@@ -234,6 +234,17 @@ def test_emailed_codes_are_limited_per_account_against_mail_flooding(world):
     assert len(mails(world, "verification_code")) == 3
 
 
+def test_the_code_limit_counts_per_operation_so_a_fourth_operation_still_gets_its_code(world):
+    acc = world.account()
+    for operation in ("close_account", "change_currency", "switch_to_business"):
+        assert step_up.start_step_up(world.deps, world.actor(acc), operation, idempotency_key=key()).ok
+
+    fourth = step_up.start_step_up(world.deps, world.actor(acc), "disable_member", idempotency_key=key())
+
+    assert fourth.ok and fourth.method == "email_code"
+    assert len(mails(world, "verification_code")) == 4
+
+
 # --------------------------------------------------------------------------- grants
 
 
