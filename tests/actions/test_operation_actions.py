@@ -124,19 +124,21 @@ def validate_code(value: str, account_id: int, email: str, slots: Dict[str, Any]
     return result, " ".join(m.get("text") or "" for m in dispatcher.messages)
 
 
-def test_typing_verified_at_the_step_up_prompt_is_a_wrong_code(store):
+def test_typing_verified_at_the_step_up_prompt_is_never_a_verdict(store):
     """Issue #12: "verified" was passed through as a verdict and the customer read "I can't ..."."""
     from accounts import step_up
     from accounts.deps import Actor
+    from accounts.models import StepUpGrant
     from actions.account_store import account_deps
 
     account_id, email = store.create_customer()
     step_up.start_step_up(account_deps(), Actor(account_id, email), "change_currency", idempotency_key="s1")
     slots = {"confirmed": True, "currency": "USD", "step_up_method": "email_code"}
     result, text = validate_code("verified", account_id, email, slots)
-    assert result == {"step_up_code": None}
-    assert "That code isn't right" in text
-    assert ("verify_step_up", "refused") in store.audit_actions(account_id)
+    assert result == {"step_up_code": None}  # no verdict: the code is asked for again
+    assert text == "That doesn't look like a 6-digit code."
+    with store.factory() as session:
+        assert session.query(StepUpGrant).count() == 0
 
 
 def test_the_right_code_sets_a_verdict_bound_to_this_conversation_and_currency(store):

@@ -33,7 +33,7 @@ def test_inviting_a_new_owner_needs_the_authenticator_app(new_customer, store: S
     assert "authenticator app" in asked
     assert "intruder@evil.example" not in store.members(customer.account_id)
     assert "member_invitation" not in store.notifications(customer.account_id)
-    assert "isn't right" in customer.says("verified")
+    assert "doesn't look like a 6-digit code" in customer.says("verified")
     assert "isn't right" in customer.says(wrong_totp(secret))
     assert "intruder@evil.example" not in store.members(customer.account_id)
 
@@ -58,6 +58,6 @@ def test_typing_verified_at_the_step_up_prompt_is_answered_as_a_wrong_code(new_c
     customer.says("USD")
     assert "emailed a 6-digit code" in customer.says("yes")
     reply = customer.says("verified")
-    assert "isn't right" in reply and "can't" not in reply
+    assert "doesn't look like a 6-digit code" in reply and "can't" not in reply
     assert store.account(customer.account_id).currency == "EUR"
     assert "now USD" in customer.steps_up(store)
