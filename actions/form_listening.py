@@ -247,7 +247,7 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         """What the answer to ``slot`` means, as slots to set; None to validate it as a value."""
         text, intent = latest_text(tracker).strip(), latest_intent(tracker)
         value = tracker.get_slot(slot)
-        if wants_a_person(text, intent):
+        if wants_a_person(text, None) or (intent == "human_handoff" and not self.gives_value(slot, text)):
             return {slot: None, FORM_EXIT: HANDED_OVER}
         if slot == CONFIRMED:
             return await self.read_confirmation(value, text, intent, dispatcher, tracker, form_slots)
@@ -265,11 +265,14 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             return {slot: None}
         if found is None and intent == "deny":
             return {slot: None, FORM_EXIT: STOPPED}
-        if found is None and intent in OTHER_OPERATIONS and intent not in self.own_intents:
+        if (found is None and intent in OTHER_OPERATIONS and intent not in self.own_intents
+                and not (slot in CODE_SLOTS and len(text.split()) < 3)):  # "verified" is no request
             return {SWITCH: intent}
         if found is None and intent in FAQ_RESPONSES and intent not in self.own_intents:
             dispatcher.utter_message(response=FAQ_RESPONSES[intent])
             return {slot: None}
+        if found is None and intent == "out_of_scope" and len(text.split()) <= 2:
+            return None  # a short answer that is not a value ("bitcoin"): validation says why
         if found is None and intent in SMALL_TALK:
             if SMALL_TALK[intent]:
                 dispatcher.utter_message(response=SMALL_TALK[intent])
@@ -277,6 +280,13 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         if found is not None and found != value:
             tracker.add_slots([SlotSet(slot, found)])  # validated as if typed alone
         return None
+
+    def gives_value(self, slot: str, text: str) -> bool:
+        """Whether ``text`` holds a value of ``slot`` found in it (an address, a code), not just free text."""
+        if slot == CONFIRMED:
+            return False
+        found = self.value_in(slot, text)
+        return found is not None and found != text
 
     async def read_confirmation(self, value: Any, text: str, intent: Optional[str],
                                 dispatcher: CollectingDispatcher, tracker: Tracker,

@@ -16,15 +16,18 @@ from accounts.db import make_session_factory, upgrade
 from accounts.deps import Actor, Deps
 from actions.account_store import account_deps, use_deps
 from actions.linking import ActionFinishLink, ActionListLinks, ActionUnlinkChannel, ValidateLinkForm
+from supportbot.action_claims import sign_action_call
+from tests.conftest import TEST_ACTION_CLAIMS_KEY
 from tests.operations.conftest import Store
 
 TELEGRAM = ("telegram", "777001")
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
+def store(tmp_path, monkeypatch) -> Store:
     url = f"sqlite:///{tmp_path / 'accounts.db'}"
     upgrade(url)
+    monkeypatch.setenv("ACTION_CLAIMS_KEY", TEST_ACTION_CLAIMS_KEY)  # the action server's key
     use_deps(Deps(session_factory=make_session_factory(url)))
     yield Store(url)
     use_deps(None)
@@ -36,8 +39,11 @@ def chat(text: str, identity=TELEGRAM, slots: Optional[Dict[str, Any]] = None) -
     user = UserUttered(text, parse_data=parse, input_channel=identity[0])
     user.update(metadata={"channel_user": {"channel": identity[0], "channel_user_id": identity[1]}},
                 message_id=f"m-{text}")
-    return Tracker("tg-" + identity[1], slots or {}, parse, [SessionStarted(), user], False, None,
-                   {"name": "link_form"}, "action_listen")
+    events = [SessionStarted(), user]
+    sender = "tg-" + identity[1]
+    sign_action_call({"tracker": {"sender_id": sender, "events": events}},
+                     TEST_ACTION_CLAIMS_KEY.encode())  # as Rasa sends it to the action server
+    return Tracker(sender, slots or {}, parse, events, False, None, {"name": "link_form"}, "action_listen")
 
 
 def run(action, tracker: Tracker) -> tuple:

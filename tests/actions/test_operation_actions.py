@@ -203,7 +203,9 @@ def slack_tracker(chat_user_id: str, shared: bool, slots: Optional[Dict[str, Any
     parse = {"intent": {"name": "close_account", "confidence": 0.99}, "entities": [], "text": "..."}
     user = UserUttered("...", parse_data=parse, input_channel="slack")
     user.update(metadata={"channel_user": user_meta}, message_id="m1")
-    return Tracker("U1", slots or {}, parse, [SessionStarted(), user], False, None, {}, "action_listen")
+    events = [SessionStarted(), user]
+    sign_action_call({"tracker": {"sender_id": "U1", "events": events}}, TEST_ACTION_CLAIMS_KEY.encode())
+    return Tracker("U1", slots or {}, parse, events, False, None, {}, "action_listen")
 
 
 def test_a_linked_slack_user_is_sent_to_a_direct_message_from_a_shared_channel(store):

@@ -32,7 +32,7 @@ def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
 
 @pytest.fixture(scope="module")
 def store(assistant: RunningAssistant) -> Store:
-    return Store(assistant.accounts_db_url)
+    return Store(assistant.accounts_db_url, mail_dir=Path(assistant.log_path).parent / "mail")
 
 
 @pytest.fixture

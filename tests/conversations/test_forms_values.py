@@ -37,7 +37,9 @@ def test_invite_with_address_and_role_in_the_first_message(new_customer, store):
     customer = new_customer()
     assert said(customer, "invite colleague@example.com as an admin") == [
         "Invite colleague@example.com as an admin? They'll get an email with a link to join your account."]
-    said(customer, "yes pls")
+    assert "emailed a 6-digit code" in said(customer, "yes pls")[-1]  # an admin needs a step-up
+    assert "colleague@example.com" not in store.members(customer.account_id)
+    said(customer, f"code is {store.latest_code(customer.email)}")
     assert store.members(customer.account_id)["colleague@example.com"] == ("admin", "invited")
 
 
