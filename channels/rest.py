@@ -12,7 +12,8 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   from the verified claims); an invalid one gets 401;
 * without a token the caller is anonymous: their sender id is namespaced with
   ``anon-`` so it can never address a verified customer's conversation;
-* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413.
+* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) are not passed on: the
+  answer is a chat reply asking for shorter messages.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def verified_sender_id(prefix: str, identity: PortalIdentity) -> str:
     """The conversation id of a verified customer on one channel."""
     digest = hashlib.sha256(f"{identity.account_id}:{identity.email}".encode()).hexdigest()
     return f"{prefix}-{digest[:32]}"
+
+
+def too_long_reply(length: int, limit: int) -> str:
+    """The chat reply to a message over the length limit."""
+    return (f"Sorry, that message is too long for me ({length} characters; I can read up to {limit}). "
+            "Could you send your main question first, in a shorter message?")
 
 
 def _bearer_token(request: Request) -> Optional[str]:
@@ -104,10 +111,9 @@ class VerifiedRestInput(RestInput):
             if not isinstance(text, str) or not isinstance(sender, str) or not sender:
                 return response.json({"error": "'sender' and 'message' are required strings"}, status=400)
             if len(text) > self.max_message_chars:
-                return response.json(
-                    {"error": f"messages are limited to {self.max_message_chars} characters"},
-                    status=413,
-                )
+                # A chat reply, not an HTTP error: the customer reads it in the chat.
+                return response.json([{"recipient_id": sender, "text": too_long_reply(
+                    len(text), self.max_message_chars)}])
             try:
                 identity = self._identify(request)
             except InvalidPortalToken as error:
