@@ -160,10 +160,11 @@ class ActionAnswerAccountState(Action):
 
 #: What the assistant can't undo itself, by operation, in words.
 NOT_UNDOABLE = {
-    "change_currency": "a currency change (you can change it again: say \"change my currency\")",
-    "invite_user": "an invitation here",
-    "disable_user": "disabling a user here (invite them again to give them access back)",
-    "switch_to_business": "a switch to a business account here",
+    "change_currency": "I can't undo a currency change, but you can change it again: just say "
+                       "\"change my currency\".",
+    "invite_user": "I can't withdraw an invitation here.",
+    "disable_user": "I can't give a disabled user their access back here: invite them again instead.",
+    "switch_to_business": "I can't switch a business account back here; our support team can help.",
 }
 
 
@@ -217,5 +218,5 @@ def nothing_to_undo(state: AccountState, last_operation: Any) -> str:
     operation = last_operation.get("operation") if isinstance(last_operation, dict) else None
     if (isinstance(last_operation, dict) and last_operation.get("outcome") == "performed"
             and operation in NOT_UNDOABLE):
-        return f"I can't undo {NOT_UNDOABLE[operation]}. Your account isn't being closed."
+        return NOT_UNDOABLE[operation]
     return "There's nothing to undo: your account isn't being closed, it's open and active."
