@@ -42,9 +42,16 @@ class ActionCheckClosure(CheckAction):
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         customer = await identify(tracker)
         if customer is not None and is_how_to_question(tracker.latest_message.get("text") or ""):
-            dispatcher.utter_message(text=CLOSING_HOW_TO, buttons=CLOSING_OFFER_BUTTONS,
-                                     **{OFFER_KEY: "close_account", TOPIC_KEY: "close_account"})
-            return [SlotSet(OPERATION_CHECK, BLOCKED)]
+            try:
+                possible = await self.check(customer) is None
+            except Exception:  # noqa: BLE001 - the normal path below reports it
+                possible = False
+            if possible:
+                dispatcher.utter_message(text=CLOSING_HOW_TO, buttons=CLOSING_OFFER_BUTTONS,
+                                         **{OFFER_KEY: "close_account", TOPIC_KEY: "close_account"})
+                return [SlotSet(OPERATION_CHECK, BLOCKED)]
+            # Not possible now: the steps, then what blocks this account (below).
+            dispatcher.utter_message(text=CLOSING_STEPS, **{TOPIC_KEY: "close_account"})
         if customer is not None:
             try:
                 refusal = await self.check(customer)
@@ -63,12 +70,13 @@ class ActionCheckClosure(CheckAction):
 
 
 #: "How do I ...?", "what do I need to do to ...": a question about the steps, not a request.
-HOW_TO = re.compile(r"^\s*(so\s+|and\s+|ok\s+)?(how\b|what (do|should|would) i (need|have)|what are the steps"
-                    r"|is it possible|can (i|you) tell me how)", re.IGNORECASE)
+HOW_TO = re.compile(r"\bhow (do|can|could|would|should|to)\b|\bwhat (do|should|would) i (need|have)"
+                    r"|\bwhat are the steps|\bis it possible|\bcan (i|you) tell me how", re.IGNORECASE)
 
-CLOSING_HOW_TO = ("To close an account, all its services have to be cancelled in the portal and any "
-                  "unpaid bills paid; after that the account can be closed. You're signed in, so I can "
-                  "check your account and close it for you: shall I?")
+CLOSING_STEPS = ("To close an account, all its services have to be cancelled in the portal and any "
+                 "unpaid bills paid; after that the account can be closed.")
+CLOSING_HOW_TO = (CLOSING_STEPS + " I've checked yours: nothing is in the way, so I can close it "
+                  "for you. Shall I?")
 CLOSING_OFFER_BUTTONS = [
     {"title": "Yes, close my account", "payload": "/close_account"},
     {"title": "No, thanks", "payload": "/deny"},

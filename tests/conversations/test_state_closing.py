@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from actions import messages
-from actions.closing import CLOSING_HOW_TO, closing_consequence
+from actions.closing import CLOSING_HOW_TO, CLOSING_STEPS, closing_consequence
 from actions.wording import day
 from tests.conversations.state_chat import (  # noqa: F401 - fixtures
     GRACE_ENDS,
@@ -113,6 +113,17 @@ def test_how_to_question_is_answered_and_offers_to_do_it(assistant, store):
     assert chat.says("yes please") == [ALLOWED, CONSEQUENCE]
     assert chat.says("no") == ["OK, I haven't changed anything."]
     assert store.status(account_id) == "active"
+
+
+def test_how_to_question_on_a_blocked_account_gives_the_steps_and_what_blocks_it(assistant, store):
+    account_id, email = store.account_with(services=["Mail Pro"])
+    chat = Chat(assistant, account_id, email)
+    [steps, refusal] = chat.replies("hi, how do i close my acount?")
+    assert steps["text"] == CLOSING_STEPS
+    assert refusal["text"] == ("I can't close your account right now because these services are still active: "
+                               "Mail Pro. You can cancel Mail Pro in the portal, then ask me again.")
+    assert buttons(refusal) == []
+    assert store.support_requests(account_id) == []
 
 
 def test_thanks_at_the_closing_question_sets_it_aside_for_good(assistant, store):
