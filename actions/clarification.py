@@ -116,7 +116,7 @@ class ActionClarify(Action):
             else:
                 dispatcher.utter_message(text=messages.CLARIFY_PICK_ONE, **{STAGE_KEY: PICK_ONE})
             return []
-        if intent == "deny" and previous == GAVE_UP:
+        if intent == "deny" and previous != SUGGESTIONS:
             dispatcher.utter_message(response=OK_WHAT_ELSE)
             return []
 

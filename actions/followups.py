@@ -262,10 +262,10 @@ class ActionHowToFix(Action):
                                      buttons=person_offer_buttons(tracker), **{OFFER_KEY: PERSON})
             return []
         state = await account_state_of(tracker)
-        if re.search(r"cancel|servic|get rid", text) or (not re.search(r"pay|invoice|bill|balance|settle|top",
-                                                                           text) and "active_services" in reasons):
+        if re.search(r"cancel|servic|get rid", text) or (
+                not re.search(r"pay|invoice|bill|balance|settle|\btop.?up", text) and "active_services" in reasons):
             dispatcher.utter_message(text=cancel_services_step(state))
-        elif re.search(r"balance|settle|top.?up|negative", text) or "negative_balance" in reasons:
+        elif re.search(r"balance|settle|\btop.?up|negative", text) or "negative_balance" in reasons:
             dispatcher.utter_message(text=settle_balance_step(state))
         elif re.search(r"pay|invoice|bill", text) or "unpaid_invoices" in reasons:
             dispatcher.utter_message(text=pay_invoices_step(state))
@@ -292,6 +292,8 @@ def pay_invoices_step(state: Optional[AccountState]) -> str:
         listed = " and ".join(f"{i.number} ({money(i.amount, i.currency)}, due {day(i.due_date)})"
                               for i in state.unpaid_invoices)
         return f"You can pay {listed} in the portal's billing section."
+    if state is not None and state.balance < 0:
+        return settle_balance_step(state)
     if state is not None:
         return "You have no unpaid invoices."
     return "You can pay unpaid invoices in the portal's billing section."

@@ -126,3 +126,11 @@ def test_no_likely_topic_the_second_time_admits_it_and_offers_a_person():
 )
 def test_failure_count(events, expected):
     assert failed_attempts(events) == expected
+
+
+def test_no_after_a_first_miss_ends_politely_instead_of_another_miss():
+    ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "greet", "confidence": 0.5}]
+    events = [SessionStarted(), user("nlu_fallback", ranking=ranking), *clarify_turn("first_miss"),
+              user("deny", "no")]
+    [message] = run_action(events)
+    assert message["response"] == "utter_ok_what_else"
