@@ -279,6 +279,8 @@ def cancel_services_step(state: Optional[AccountState]) -> str:
     """How to cancel services (the FAQ: "cancel services on the portal")."""
     if state is not None and state.active_services:
         names = " and ".join(s.name for s in state.active_services)
+        if len(state.active_services) == 1:
+            return f"Open {names} in the portal and cancel it. When it's cancelled, ask me again."
         return (f"Open each service in the portal and cancel it: {names}. When they're cancelled, "
                 "ask me again.")
     if state is not None:

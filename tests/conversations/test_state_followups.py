@@ -127,6 +127,14 @@ def test_reference_question_without_a_request_offers_one_and_files_nothing(assis
     assert store.support_requests(account_id) == []
 
 
+def test_one_active_service_how_to_cancel_it(assistant, store):
+    account_id, email = store.account_with(services=["Mail Pro"])
+    chat = Chat(assistant, account_id, email)
+    chat.says("i need my account closed")
+    assert chat.says("ok so how can i cancel that service") == [
+        "Open Mail Pro in the portal and cancel it. When it's cancelled, ask me again."]
+
+
 def test_unpaid_invoice_refusal_gives_the_customers_own_step_and_offers_no_person(assistant, store):
     account_id, email = store.account_with(invoices=[("INV-7", "49.00")])
     [number] = store.invoice_numbers(account_id)
