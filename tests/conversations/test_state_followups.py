@@ -217,7 +217,7 @@ def test_short_answers_about_words_in_the_answers(assistant, store):
     chat = Chat(assistant)
     assert chat.says("whats a primary email??") == [term("primary")]
     assert chat.says("what roles can a user have") == [term(r"roles?")]
-    assert chat.says("and can i change their role later?") == ["Yes, any time: Profile → User Management, then click the user."]
+    assert chat.says("ok and could i switch someone's role afterwards?") == ["Yes, any time: Profile → User Management, then click the user."]
 
 
 def test_why_after_the_tfa_answer(assistant, store):
