@@ -12,7 +12,7 @@ import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import FollowupAction
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from accounts import lookups
@@ -92,14 +92,19 @@ class ActionAnswerYes(Action):
 
 
 class ActionSetAsideConfirmation(Action):
-    """Before small talk ("thanks!"): a waiting destructive confirmation is set aside, not asked again."""
+    """Before small talk ("thanks!"): a waiting destructive confirmation is set aside, not asked again.
+
+    It always leaves an event: reviews count a custom action without one as
+    failed (tracking/conventions.py). With nothing to set aside, that event
+    clears ``confirmed``, which holds nothing outside a confirmation anyway.
+    """
 
     def name(self) -> Text:
         return "action_set_aside_confirmation"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        return set_aside_confirmation(tracker, dispatcher)
+        return set_aside_confirmation(tracker, dispatcher) or [SlotSet("confirmed", None)]
 
 
 class ActionOutOfScope(Action):
