@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, Optional, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from accounts import business
-from accounts.results import Reason, Refused, Result
+from accounts.results import Refused, Result
 from actions.account_store import call_domain
 from actions.identity import Customer
-from actions.handoff import hand_over
-from actions.operation_flow import SUPPORT_OFFER, CheckAction, SubmitAction, run_check
+from actions.operation_flow import CheckAction, SubmitAction, run_check
 from actions.form_listening import is_question
 from actions.step_up import StepUpFormValidation
 
@@ -63,16 +62,6 @@ class ActionCheckBusinessSwitch(CheckAction):
     def explain_allowed(self, customer: Customer, dispatcher: CollectingDispatcher) -> None:
         dispatcher.utter_message(text="I can switch your account to business for you. I'll need "
                                       "four company details; the payment method becomes wire transfer.")
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        """As every check, and when the switch is "grayed out" a support request is raised at once."""
-        events = await super().run(dispatcher, tracker, domain)
-        offer = next((e["value"] for e in events if e.get("name") == SUPPORT_OFFER), None)
-        if offer and Reason(offer["reason"]) in business.ESCALATABLE:
-            events += await hand_over(dispatcher, tracker, f"switch_to_business:{offer['reason']}",
-                                      support_offer=offer)
-        return events
 
 
 def _text(value: Any, limit: int) -> Optional[str]:

@@ -6,8 +6,10 @@ One action owns the whole path, so it can never loop:
    button for each likely topic and a "Something else" button;
 2. a second failure in a row (another unclear message, or "Something else" /
    "no" to the suggestions) gets an honest admission and the offer of a person;
-3. "yes" to that offer, or a third failure, hands the customer to a person;
-   "no" ends the path politely.
+3. "yes" to that offer hands the customer to a person, "no" ends the path
+   politely; a third failure offers the person again: nobody is handed over
+   without saying yes (a message with no likely topic at all, such as an emoji,
+   gets a plain "I didn't understand" the first time).
 
 The stage comes from the conversation itself (the count of failures and the
 last clarification the assistant gave), so there is no state to get out of step.
@@ -21,7 +23,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import messages
-from actions.handoff import hand_over
+from actions.handoff import add_to_request, hand_over, open_request_of
 from actions.topics import TOPIC_TITLES
 
 ACTION_NAME = "action_clarify"
@@ -38,6 +40,7 @@ SOMETHING_ELSE_PAYLOAD = "/deny"
 STAGE_KEY = "clarification_stage"
 SUGGESTIONS = "suggestions"
 GAVE_UP = "gave_up"
+FIRST_MISS = "first_miss"
 PICK_ONE = "pick_one"
 OK_WHAT_ELSE = "utter_ok_what_else"
 
@@ -113,17 +116,24 @@ class ActionClarify(Action):
         if intent == "affirm":
             if previous == GAVE_UP:
                 return await hand_over(dispatcher, tracker, "clarification_failed")
+            if previous == FIRST_MISS:
+                dispatcher.utter_message(text=messages.HOW_CAN_I_HELP)
             else:
                 dispatcher.utter_message(text=messages.CLARIFY_PICK_ONE, **{STAGE_KEY: PICK_ONE})
             return []
-        if intent == "deny" and previous == GAVE_UP:
+        if intent == "deny" and previous != SUGGESTIONS:
             dispatcher.utter_message(response=OK_WHAT_ELSE)
             return []
 
+        request_id = await open_request_of(tracker)
+        if request_id is not None:
+            # With a request open, what the customer adds is for the team.
+            return await add_to_request(dispatcher, tracker, request_id)
         attempt = failed_attempts(tracker.events)
-        if attempt >= 3:
-            return await hand_over(dispatcher, tracker, "clarification_failed")
         topics = suggested_topics(tracker.latest_message.get("intent_ranking") or [])
+        if attempt <= 1 and not topics:
+            dispatcher.utter_message(text=messages.CLARIFY_FIRST_MISS, **{STAGE_KEY: FIRST_MISS})
+            return []
         if attempt >= 2 or not topics:
             dispatcher.utter_message(
                 text=messages.CLARIFY_GAVE_UP,

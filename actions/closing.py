@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
@@ -12,8 +12,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from accounts import closing
 from accounts.results import Reason, Refused, Result
 from actions.account_store import account_deps, call_domain
+from actions.conversation_state import OFFER_KEY, TOPIC_KEY
 from actions.identity import Customer, identify
 from actions.operation_flow import (
+    BLOCKED,
     CONFIRMED,
     OPERATION_CHECK,
     UNDO,
@@ -39,6 +41,17 @@ class ActionCheckClosure(CheckAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         customer = await identify(tracker)
+        if customer is not None and is_how_to_question(tracker.latest_message.get("text") or ""):
+            try:
+                possible = await self.check(customer) is None
+            except Exception:  # noqa: BLE001 - the normal path below reports it
+                possible = False
+            if possible:
+                dispatcher.utter_message(text=CLOSING_HOW_TO, buttons=CLOSING_OFFER_BUTTONS,
+                                         **{OFFER_KEY: "close_account", TOPIC_KEY: "close_account"})
+                return [SlotSet(OPERATION_CHECK, BLOCKED)]
+            # Not possible now: the steps, then what blocks this account (below).
+            dispatcher.utter_message(text=CLOSING_STEPS, **{TOPIC_KEY: "close_account"})
         if customer is not None:
             try:
                 refusal = await self.check(customer)
@@ -54,6 +67,25 @@ class ActionCheckClosure(CheckAction):
     def explain_allowed(self, customer: Customer, dispatcher: CollectingDispatcher) -> None:
         dispatcher.utter_message(text="I've checked your account: all services are cancelled "
                                       "and there are no unpaid bills, so I can close it for you.")
+
+
+#: "How do I ...?", "what do I need to do to ...": a question about the steps, not a request.
+HOW_TO = re.compile(r"\bhow (do|can|could|would|should|to)\b|\bwhat (do|should|would) i (need|have)"
+                    r"|\bwhat are the steps|\bis it possible|\bcan (i|you) tell me how", re.IGNORECASE)
+
+CLOSING_STEPS = ("To close an account, all its services have to be cancelled in the portal and any "
+                 "unpaid bills paid; after that the account can be closed.")
+CLOSING_HOW_TO = (CLOSING_STEPS + " I've checked yours: nothing is in the way, so I can close it "
+                  "for you. Shall I?")
+CLOSING_OFFER_BUTTONS = [
+    {"title": "Yes, close my account", "payload": "/close_account"},
+    {"title": "No, thanks", "payload": "/deny"},
+]
+
+
+def is_how_to_question(text: str) -> bool:
+    """Whether a message asks how something is done rather than asking to do it."""
+    return bool(HOW_TO.search(text))
 
 
 def closing_consequence() -> str:

@@ -17,11 +17,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from accounts import currency
-from accounts.results import Reason, Refused, Result
+from accounts.results import Refused, Result
 from actions.account_store import call_domain
-from actions.handoff import hand_over
 from actions.identity import Customer, identify
-from actions.operation_flow import SUPPORT_OFFER, CheckAction, SubmitAction, run_check
+from actions.operation_flow import CheckAction, SubmitAction, run_check
 from actions.form_listening import is_question
 from actions.step_up import StepUpFormValidation
 
@@ -101,25 +100,6 @@ class ActionCheckCurrencyChange(CheckAction):
     async def check(self, customer: Customer) -> Optional[Refused]:
         return await run_check(currency.check_currency_change, customer)
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        """As every check, and when payments block the change a support request is raised at once."""
-        events = await super().run(dispatcher, tracker, domain)
-        return events + await escalate_if_staff_needed(dispatcher, tracker, events, self.operation)
-
-
-#: Refusals of a currency change that only staff can resolve (a support request is raised at once).
-ESCALATABLE = (Reason.PAYMENTS_EXIST,)
-
-
-async def escalate_if_staff_needed(dispatcher: CollectingDispatcher, tracker: Tracker,
-                                   events: List[Dict[Text, Any]], operation: str) -> List[Dict[Text, Any]]:
-    """Hand over when ``events`` hold a refusal for a reason in :data:`ESCALATABLE`; else nothing."""
-    offer = next((e["value"] for e in events if e.get("name") == SUPPORT_OFFER and e.get("value")), None)
-    if not offer or not any(Reason(code) in ESCALATABLE for code in offer.get("blocking") or [offer["reason"]]):
-        return []
-    return await hand_over(dispatcher, tracker, f"{operation}:{Reason.PAYMENTS_EXIST.value}", support_offer=offer)
-
 
 class ValidateCurrencyForm(StepUpFormValidation):
     """Accepts a supported currency different from the current one, also from the first message."""
@@ -174,9 +154,3 @@ class ActionChangeCurrency(SubmitAction):
         return await call_domain(currency.change_currency, customer.actor,
                                  currency=tracker.get_slot("currency"), idempotency_key=key,
                                  require_step_up=True, step_up_conversation=tracker.sender_id)
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        """As every submit; a payment that arrived since the check also hands over at once."""
-        events = await super().run(dispatcher, tracker, domain)
-        return events + await escalate_if_staff_needed(dispatcher, tracker, events, self.operation)

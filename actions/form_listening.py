@@ -100,8 +100,14 @@ SMALL_TALK = {
     "thank": "utter_youre_welcome",
     "greet": None,
     "bot_challenge": "utter_iamabot",
-    "out_of_scope": "utter_out_of_scope",
 }
+#: Questions about the account and the conversation itself, and "undo": said mid-form
+#: without a value, their own rules answer them (actions/lookups.py, actions/followups.py,
+#: action_out_of_scope), which set a destructive confirmation aside; the form then asks again.
+RULE_INTENTS = ("account_state", "undo", "support_request_followup", "how_to_fix", "no_recovery_codes",
+                "help", "why", "out_of_scope")
+#: The key of :meth:`ListeningFormValidation.read_answer`'s result that means "for the rules".
+DEFER = "__answered_by_rules__"
 #: Forms whose confirmation is dropped rather than asked again after an unrelated message.
 DESTRUCTIVE_FORMS = ("close_account_form", "disable_user_form")
 CODE_SLOTS = ("step_up_code", "email_code", "link_code")
@@ -211,6 +217,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         elif requested in tracker.slots_to_validate():
             read = await self.read_answer(requested, dispatcher, tracker,
                                           self.domain_slots(domain))
+            if read is not None and read.get(DEFER):  # the intent's own rule answers; the form waits
+                return [SlotSet(requested, None), ActionExecutionRejected(self.form_name())]
             if read is not None and read.get(SWITCH):
                 dispatcher.utter_message(text="(I've left that for now; nothing was changed.)")
                 return [*[SlotSet(slot, None) for slot in self.domain_slots(domain)],
@@ -249,6 +257,9 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         value = tracker.get_slot(slot)
         if wants_a_person(text, None) or (intent == "human_handoff" and not self.gives_value(slot, text)):
             return {slot: None, FORM_EXIT: HANDED_OVER}
+        if (intent in RULE_INTENTS and not self.gives_value(slot, text) and not wants_to_stop(text)
+                and not (intent == "out_of_scope" and slot != CONFIRMED and len(text.split()) <= 2)):
+            return {DEFER: True}
         if slot == CONFIRMED:
             return await self.read_confirmation(value, text, intent, dispatcher, tracker, form_slots)
         if wants_to_stop(text) or intent == "goodbye":

@@ -19,10 +19,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from accounts import support_requests
-from accounts.results import Refused
+from accounts import lookups, support_requests
+from accounts.helpdesk_dispatch import append_message
+from accounts.results import Refused, support_reference
 from actions import messages
 from actions.account_store import call_domain
+from actions.conversation_state import filed_request_id
 from actions.identity import identify
 from actions.operation_flow import SUPPORT_OFFER, idempotency_key, operation_outcome
 from accounts.redaction import redact_text, redact_tokens
@@ -31,6 +33,8 @@ from supportbot.settings import load_settings
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_TURNS = 20
+#: Statuses of a support request that later messages are added to.
+OPEN_STATUSES = ("open", "in_progress")
 
 
 def utter_support_contact(dispatcher: CollectingDispatcher) -> None:
@@ -68,6 +72,9 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     ``support_offer`` is the refusal that led here when the caller has it at hand
     (otherwise the ``support_offer`` slot is used).
     """
+    open_request = await open_request_of(tracker)
+    if open_request is not None:
+        return await add_to_request(dispatcher, tracker, open_request)
     customer = await identify(tracker)
     transcript = redacted_transcript(tracker)
     summary = next((line["text"] for line in reversed(transcript)
@@ -111,6 +118,39 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     if person_takes_over:
         events.append(ConversationPaused())
     return events
+
+
+async def open_request_of(tracker: Tracker) -> Optional[int]:
+    """The conversation's support request while it is still open (one per conversation)."""
+    request_id = filed_request_id(tracker)
+    if request_id is None:
+        return None
+    try:
+        status = await call_domain(lookups.support_request_status, request_id)
+    except Exception:  # noqa: BLE001 - a new request is better than none
+        logger.exception("status of support request %s could not be read", request_id)
+        return None
+    return request_id if status in OPEN_STATUSES else None
+
+
+async def add_to_request(dispatcher: CollectingDispatcher, tracker: Tracker,
+                         request_id: int) -> List[Dict[Text, Any]]:
+    """Add the customer's latest message to the open request instead of filing another."""
+    reference = support_reference(request_id)
+    text = redact_text(tracker.latest_message.get("text") or "")
+    if text and not text.startswith("/"):
+        try:
+            await call_domain(append_message, support_request_id=request_id, author="customer", text=text)
+        except Exception:  # noqa: BLE001 - reported to the customer and logged
+            logger.exception("message could not be added to support request %s", request_id)
+            utter_support_contact(dispatcher)
+            return [operation_outcome("support_request", "failed", "not_added")]
+        dispatcher.utter_message(text=f"I've added that to {reference}, so the team sees it with "
+                                      "your request. You don't need to open another one.")
+    else:
+        dispatcher.utter_message(text=f"Your request {reference} is already with our support team; "
+                                      "anything you add here, I'll pass on to it.")
+    return [SlotSet(SUPPORT_OFFER, None)]
 
 
 def helpdesk_configured() -> bool:

@@ -35,6 +35,7 @@ from accounts.results import Refused, Result
 from actions.account_store import call_domain
 from actions.identity import Customer, identify, in_shared_channel, latest_message_id
 from actions.messages import DIRECT_MESSAGE_ONLY
+from actions.conversation_state import refusal_buttons
 from actions.wording import describe_refusal, describe_success
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,8 @@ class CheckAction(Action, abc.ABC):
             return [SlotSet(OPERATION_CHECK, BLOCKED),
                     *await report_failure(dispatcher, tracker, self.operation)]
         if refusal is not None:
-            dispatcher.utter_message(text=describe_refusal(refusal, self.doing),
-                                     buttons=[CONTACT_SUPPORT_BUTTON])
+            dispatcher.utter_message(text=describe_refusal(refusal, self.doing, self.operation),
+                                     buttons=refusal_buttons(tracker, self.operation, refusal))
             return [SlotSet(OPERATION_CHECK, BLOCKED), support_offer(self.operation, refusal),
                     operation_outcome(self.operation, "refused", refusal.reason.value)]
         self.explain_allowed(customer, dispatcher)
@@ -196,8 +197,8 @@ class SubmitAction(Action, abc.ABC):
             logger.exception("%s failed", self.operation)
             return [*self.reset(), *await report_failure(dispatcher, tracker, self.operation)]
         if isinstance(result, Refused):
-            dispatcher.utter_message(text=describe_refusal(result, self.doing),
-                                     buttons=[CONTACT_SUPPORT_BUTTON])
+            dispatcher.utter_message(text=describe_refusal(result, self.doing, self.operation),
+                                     buttons=refusal_buttons(tracker, self.operation, result))
             return [*self.reset(), support_offer(self.operation, result),
                     operation_outcome(self.operation, "refused", result.reason.value)]
         dispatcher.utter_message(text=describe_success(result))

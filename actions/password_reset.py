@@ -28,7 +28,7 @@ from actions.operation_flow import (
     logger,
     operation_outcome,
 )
-from actions.wording import describe_refusal, describe_success
+from actions.wording import describe_refusal, describe_reset_sent, describe_success
 
 OPERATION = "password_reset"
 
@@ -86,5 +86,6 @@ class ActionSendPasswordReset(Action):
         if isinstance(result, Refused):
             dispatcher.utter_message(text=describe_refusal(result, "send a reset link"))
             return [*reset, operation_outcome(OPERATION, "refused", result.reason.value)]
-        dispatcher.utter_message(text=describe_success(result))
+        text = describe_reset_sent(result, email) if customer else describe_success(result)
+        dispatcher.utter_message(text=text)
         return [*reset, operation_outcome(OPERATION, "performed")]

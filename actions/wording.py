@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Callable, Dict, List, Union
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from accounts.results import (
     ClosureRequested,
@@ -95,15 +95,57 @@ CONDITIONS = {Reason.UNPAID_INVOICES, Reason.ACTIVE_SERVICES, Reason.PAYMENTS_EX
               Reason.NEGATIVE_BALANCE}
 
 
-def describe_refusal(refused: Refused, doing: str = "do that") -> str:
-    """Why an operation was refused, in one or two sentences."""
+#: Refusals only a person can resolve, per operation (the FAQ: a grayed-out account
+#: type switch, a currency change after payments). Everything else the customer fixes.
+PERSON_NEEDED: Dict[str, Tuple[Reason, ...]] = {
+    "change_currency": (Reason.PAYMENTS_EXIST,),
+    "switch_to_business": (Reason.ACCOUNT_NOT_ACTIVE, Reason.UNPAID_INVOICES, Reason.NEGATIVE_BALANCE),
+}
+
+PERSON_OFFER = "Only our support team can do that for you: shall I pass it on to them?"
+
+
+def person_needed(operation: str, reasons: Iterable[Any]) -> bool:
+    """Whether a refusal of ``operation`` for these reasons can only be resolved by a person."""
+    codes = {getattr(r, "value", r) for r in reasons}
+    return any(r.value in codes for r in PERSON_NEEDED.get(operation, ()))
+
+
+def next_step(refused: Refused) -> str:
+    """What the customer can do themselves about a refusal (from the FAQ), or ""."""
+    reasons = set(refused.blocking) or {refused.reason}
+    steps = []
+    if Reason.UNPAID_INVOICES in reasons and refused.invoices:
+        numbers = " and ".join(i.number for i in refused.invoices)
+        steps.append(f"pay {numbers} in the portal's billing section")
+    if Reason.ACTIVE_SERVICES in reasons and refused.services:
+        steps.append("cancel " + " and ".join(s.name for s in refused.services) + " in the portal")
+    if Reason.NEGATIVE_BALANCE in reasons:
+        steps.append("settle the balance in the portal's billing section")
+    if not steps:
+        return ""
+    text = "; ".join(steps)
+    return f"You can {text}, then ask me again."
+
+
+def describe_refusal(refused: Refused, doing: str = "do that", operation: str = "") -> str:
+    """Why an operation was refused, in one or two sentences, and what the customer can do next.
+
+    With ``operation`` given, a refusal only a person can resolve ends with the
+    offer of a person; the others end with the customer's own next step.
+    """
     reasons = list(refused.blocking) or [refused.reason]
     conditions = [r for r in reasons if r in CONDITIONS]
     if conditions:
         parts = [REFUSAL_WORDS[r](refused) for r in conditions]
-        return f"I can't {doing} right now because " + "; and ".join(parts) + "."
-    words = REFUSAL_WORDS.get(refused.reason)
-    return words(refused) if words else f"I can't {doing} right now."
+        text = f"I can't {doing} right now because " + "; and ".join(parts) + "."
+    else:
+        words = REFUSAL_WORDS.get(refused.reason)
+        text = words(refused) if words else f"I can't {doing} right now."
+    if operation and person_needed(operation, reasons):
+        return f"{text} {PERSON_OFFER}"
+    step = next_step(refused)
+    return f"{text} {step}" if step else text
 
 
 def describe_success(result: Result) -> str:
@@ -111,7 +153,7 @@ def describe_success(result: Result) -> str:
     if isinstance(result, ClosureRequested):
         return ("Done: your account is now scheduled to close on "
                 f"{day(result.grace_period_ends_at)}. Until then you can change your mind: "
-                "ask me to close the account again and I'll offer to cancel the closure. "
+                "just tell me you want to keep your account and I'll cancel the closure. "
                 "We've emailed you a confirmation.")
     if isinstance(result, ClosureUndone):
         return "Done: the closure is cancelled and your account stays open."
@@ -133,3 +175,9 @@ def describe_success(result: Result) -> str:
     if isinstance(result, SupportRequestCreated):
         return f"I've passed this to our support team (reference {result.reference})."
     return "Done."
+
+
+def describe_reset_sent(result: PasswordResetRequested, email: str) -> str:
+    """A reset link sent to a verified customer's own address (no "if that address belongs...")."""
+    return (f"I've sent a password reset link to {email}. "
+            f"It works once and expires in {result.expires_in_minutes} minutes.")

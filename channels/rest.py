@@ -17,7 +17,8 @@ customer. This channel replaces it (same URL: ``/webhooks/rest/webhook``):
   it by sending the same ``sender``, and the id stored and shown in the review
   console reveals neither. Behind a proxy the address is the proxy's unless
   Sanic is told to trust ``X-Forwarded-For`` (``SANIC_PROXIES_COUNT``);
-* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) get 413;
+* messages longer than ``MAX_MESSAGE_CHARS`` (default 2000) are not passed on: the
+  answer is a chat reply asking for shorter messages;
 * a sender over ``CHAT_MESSAGES_PER_MINUTE``, or an address over
   ``CHAT_ADDRESS_MESSAGES_PER_MINUTE`` (channels/rate_limit.py; counted in
   Redis by every instance when ``REDIS_URL`` is set), gets the reply
@@ -79,6 +80,10 @@ def anonymous_sender_id(sender: str, address: str) -> str:
 def client_address(request: Request) -> str:
     """The caller's address: the proxied client's when Sanic trusts the proxy, else the peer's."""
     return request.remote_addr or request.ip or "unknown"
+def too_long_reply(length: int, limit: int) -> str:
+    """The chat reply to a message over the length limit."""
+    return (f"Sorry, that message is too long for me ({length} characters; I can read up to {limit}). "
+            "Could you send your main question first, in a shorter message?")
 
 
 def _bearer_token(request: Request) -> Optional[str]:
@@ -163,11 +168,6 @@ class VerifiedRestInput(RestInput):
                                            or len(message_id) > MAX_MESSAGE_ID_CHARS):
                 return response.json({"error": f"'message_id' must be a string of at most "
                                                f"{MAX_MESSAGE_ID_CHARS} characters"}, status=400)
-            if len(text) > self.max_message_chars:
-                return response.json(
-                    {"error": f"messages are limited to {self.max_message_chars} characters"},
-                    status=413,
-                )
             try:
                 identity = self._identify(request)
             except InvalidPortalToken as error:
@@ -179,6 +179,10 @@ class VerifiedRestInput(RestInput):
             else:
                 sender_id = verified_sender_id("rest", identity)
                 metadata = {VERIFIED_IDENTITY_KEY: dict(identity.as_metadata(), channel="rest")}
+            if len(text) > self.max_message_chars:
+                # A chat reply, not an HTTP error: the customer reads it in the chat.
+                return response.json([{"recipient_id": sender_id, "text": too_long_reply(
+                    len(text), self.max_message_chars)}])
             if not await self.within_rate_limits(sender_id, address):
                 logger.warning("REST message refused: over the message rate limit (sender %s)",
                                sender_id)

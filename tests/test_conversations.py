@@ -88,9 +88,11 @@ def test_unclear_messages_get_suggestions_then_an_admission_then_a_person(
     assert "I'd rather not guess" in texts(second)
     assert "/human_handoff" in payloads(second)
 
+    # A third miss offers the person again: nobody is handed over without a yes.
     third = assistant.say(sender, "switch it over")
-    assert "support team" in texts(third)
-    assert "Did you mean" not in texts(third)
+    assert "I'd rather not guess" in texts(third)
+    assert "/human_handoff" in payloads(third)
+    assert "reference" not in texts(third)
 
 
 def test_a_suggestion_button_answers_the_topic(assistant: RunningAssistant):

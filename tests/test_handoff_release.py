@@ -233,11 +233,14 @@ def test_leads_see_delivery_status_and_retry_a_rejected_delivery(desk: Desk):
 # --------------------------------------------------------------------------- currency blocked by payments
 
 
-def test_a_currency_change_blocked_by_payments_is_handed_over_and_delivered_redacted(desk: Desk):
+def test_a_currency_change_blocked_by_payments_is_handed_over_on_yes_and_delivered_redacted(desk: Desk):
     account_id, email = desk.store.create_customer(payment=True)
     customer = Customer(desk.assistant, account_id, email, f"cur-{uuid.uuid4().hex}")
-    reply = customer.says("I want to change the currency of my account to GBP, account number 48291377")
-    assert "payments have already been made" in reply and "reference SR-" in reply, reply
+    offer = customer.says("I want to change the currency of my account to GBP, account number 48291377")
+    assert "payments have already been made" in offer and "shall I pass it on to them?" in offer, offer
+    assert "reference SR-" not in offer
+    reply = customer.says("yes")
+    assert "reference SR-" in reply, reply
     assert "pass on everything you write" in reply
     ident = int(REFERENCE_RE.search(reply).group(2))
     stored = desk.request(ident)

@@ -1,4 +1,4 @@
-"""action_clarify: suggest, admit, hand over, and never loop."""
+"""action_clarify: suggest, admit, offer a person (hand over only on "yes"), and never loop."""
 
 from __future__ import annotations
 
@@ -66,13 +66,14 @@ def test_something_else_counts_as_a_failure():
     assert message["text"] == messages.CLARIFY_GAVE_UP
 
 
-def test_third_failure_hands_over_instead_of_asking_again():
+def test_third_failure_offers_the_person_again_and_never_hands_over_silently():
     events = [SessionStarted(), user("nlu_fallback", ranking=RANKING), *clarify_turn("suggestions"),
               user("nlu_fallback", ranking=RANKING), *clarify_turn("gave_up"),
               user("nlu_fallback", ranking=RANKING)]
     [message] = run_action(events)
-    assert "support team" in message["text"]
-    assert "buttons" not in message or not message["buttons"]
+    assert message["text"] == messages.CLARIFY_GAVE_UP
+    assert [b["payload"] for b in message["buttons"]] == ["/human_handoff", "/deny"]
+    assert "reference" not in message["text"]
 
 
 def test_yes_to_the_offer_hands_over(monkeypatch):
@@ -97,9 +98,18 @@ def test_yes_to_the_suggestions_asks_which_one():
     assert message["text"] == messages.CLARIFY_PICK_ONE
 
 
-def test_no_likely_topic_skips_the_suggestions():
+def test_no_likely_topic_first_time_is_a_plain_first_miss_without_still():
     ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "greet", "confidence": 0.5}]
     [message] = run_action([SessionStarted(), user("nlu_fallback", ranking=ranking)])
+    assert message["text"] == messages.CLARIFY_FIRST_MISS
+    assert "still" not in message["text"]
+
+
+def test_no_likely_topic_the_second_time_admits_it_and_offers_a_person():
+    ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "greet", "confidence": 0.5}]
+    events = [SessionStarted(), user("nlu_fallback", ranking=ranking), *clarify_turn("first_miss"),
+              user("nlu_fallback", ranking=ranking)]
+    [message] = run_action(events)
     assert message["text"] == messages.CLARIFY_GAVE_UP
 
 
@@ -116,3 +126,11 @@ def test_no_likely_topic_skips_the_suggestions():
 )
 def test_failure_count(events, expected):
     assert failed_attempts(events) == expected
+
+
+def test_no_after_a_first_miss_ends_politely_instead_of_another_miss():
+    ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "greet", "confidence": 0.5}]
+    events = [SessionStarted(), user("nlu_fallback", ranking=ranking), *clarify_turn("first_miss"),
+              user("deny", "no")]
+    [message] = run_action(events)
+    assert message["response"] == "utter_ok_what_else"

@@ -240,7 +240,8 @@ def test_interruptions_are_neutral_in_the_list_and_real_failures_count_on_the_da
     assert re.search(r"form interrupted ×[1-9]", rows[console.senders["rejected"]])
     assert "failed action" not in rows[console.senders["rejected"]]
     assert "failed action ×1" in rows[console.senders["broken"]]
-    dashboard = lead.get(f"{console.url}/dashboard", params={"from": TODAY.isoformat(), "to": TODAY.isoformat()},
+    dashboard = lead.get(f"{console.url}/dashboard", params={"from": console.first_day.isoformat(),
+                                                               "to": console.last_day.isoformat()},
                          timeout=10).text
     assert re.search(r'id="stat-failed" href="[^"]*failed=1[^"]*">%d<' % len(FAILED), dashboard)
 

@@ -62,7 +62,9 @@ def test_closing_is_refused_with_the_unpaid_invoice_and_active_service(new_custo
     text = "\n".join(r.get("text", "") for r in replies)
     assert "unpaid invoices: INV-" in text and "49.00 EUR" in text
     assert "Cloud Backup" in text
-    assert any(b["payload"] == "/human_handoff" for r in replies for b in r.get("buttons", []))
+    # The customer's own next step, no support request offered (a person can't pay the bill).
+    assert "You can pay INV-" in text and "cancel Cloud Backup in the portal" in text
+    assert not any(r.get("buttons") for r in replies)
     assert store.account(customer.account_id).status == "active"
 
     reference = customer.says("/human_handoff")
@@ -131,10 +133,13 @@ def test_switching_to_business_checks_the_vat_id(new_customer, store: Store):
     assert (account.kind, account.payment_method, account.vat_id) == ("business", "wire_transfer", "DE123456789")
 
 
-def test_switch_refused_when_grayed_out_raises_a_support_request(new_customer, store: Store):
+def test_switch_refused_when_grayed_out_offers_a_person_and_yes_raises_a_request(new_customer, store: Store):
     customer = new_customer(unpaid_invoice=True)
     reply = customer.says("switch my account to business")
-    assert "unpaid invoices" in reply and "reference SR-" in reply
+    assert "unpaid invoices" in reply and "shall I pass it on to them?" in reply
+    assert "reference SR-" not in reply
+    reply = customer.says("yes please")
+    assert "reference SR-" in reply
     assert store.account(customer.account_id).kind == "personal"
     with store.factory() as session:
         request = session.execute(sa.select(SupportRequest).where(
