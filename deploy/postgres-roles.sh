@@ -9,4 +9,5 @@ psql --username "$POSTGRES_USER" --dbname postgres \
     -v rasa_password="$RASA_DB_PASSWORD" -v actions_password="$ACTIONS_DB_PASSWORD" \
     -v chatpage_password="$CHATPAGE_DB_PASSWORD" -v console_password="$CONSOLE_DB_PASSWORD" \
     -v mail_password="$MAIL_DB_PASSWORD" -v helpdesk_password="$HELPDESK_DB_PASSWORD" \
+    -v scheduler_password="$SCHEDULER_DB_PASSWORD" \
     -f /supportbot/postgres-roles.sql

@@ -6,7 +6,7 @@
 --   owner          the role that runs `python -m accounts migrate` and owns the account tables
 --   tracker_db     the tracker store's database        accounts_db   the account store's database
 --   rasa_password, actions_password, chatpage_password, console_password,
---   mail_password, helpdesk_password                    one password per service
+--   mail_password, helpdesk_password, scheduler_password one password per service
 --
 --   service    tracker store              account store
 --   rasa       owns its tables (group)    read/write rows (hand-over release)
@@ -15,8 +15,11 @@
 --   chatpage   -                          read/write rows (TFA enrolment pages)
 --   mail       -                          read/write rows (outbox)
 --   helpdesk   -                          read/write rows (support requests)
--- Nobody but the owner changes the account store's schema; nobody but Rasa and
--- the console connects to the tracker store.
+--   scheduler  its tables (group)         read/write rows (closures, purges)
+-- Nobody but the owner changes the account store's schema; nobody but Rasa, the
+-- console and the scheduler connects to the tracker store. The tracker store's
+-- migrations (`python -m tracking migrate`) run as the owner acting as the
+-- tracker group, so every member can use what they create.
 \set ON_ERROR_STOP on
 \set tracker_role :prefix 'tracker_owner'
 \set accounts_role :prefix 'accounts_rw'
@@ -26,6 +29,7 @@
 \set chatpage_role :prefix 'chatpage'
 \set mail_role :prefix 'mail'
 \set helpdesk_role :prefix 'helpdesk'
+\set scheduler_role :prefix 'scheduler'
 
 -- group roles (no login) that hold the rights
 CREATE ROLE :"tracker_role" NOLOGIN;
@@ -38,6 +42,8 @@ CREATE ROLE :"actions_role" LOGIN PASSWORD :'actions_password' IN ROLE :"account
 CREATE ROLE :"chatpage_role" LOGIN PASSWORD :'chatpage_password' IN ROLE :"accounts_role";
 CREATE ROLE :"mail_role" LOGIN PASSWORD :'mail_password' IN ROLE :"accounts_role";
 CREATE ROLE :"helpdesk_role" LOGIN PASSWORD :'helpdesk_password' IN ROLE :"accounts_role";
+CREATE ROLE :"scheduler_role" LOGIN PASSWORD :'scheduler_password' IN ROLE :"tracker_role", :"accounts_role";
+GRANT :"tracker_role" TO :"owner";
 
 REVOKE ALL ON DATABASE :"tracker_db" FROM PUBLIC;
 REVOKE ALL ON DATABASE :"accounts_db" FROM PUBLIC;
@@ -47,6 +53,8 @@ GRANT CONNECT ON DATABASE :"accounts_db" TO :"accounts_role";
 -- they do it as the group, so either can use what the other created.
 ALTER ROLE :"rasa_role" IN DATABASE :"tracker_db" SET role = :'tracker_role';
 ALTER ROLE :"console_role" IN DATABASE :"tracker_db" SET role = :'tracker_role';
+ALTER ROLE :"scheduler_role" IN DATABASE :"tracker_db" SET role = :'tracker_role';
+ALTER ROLE :"owner" IN DATABASE :"tracker_db" SET role = :'tracker_role';
 
 \connect :"tracker_db"
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Dict, List
 
 import pytest
 import requests
@@ -86,12 +89,13 @@ def test_each_service_logs_in_to_the_databases_it_uses_as_its_own_role():
     urls = {name: {key: value for key, value in (service.get("environment") or {}).items()
                    if key in ("TRACKER_DB_URL", "ACCOUNTS_DB_URL")}
             for name, service in services.items() if name not in ("postgres", "redis", "nginx")}
-    assert sorted(name for name, found in urls.items() if "TRACKER_DB_URL" in found) == ["console", "rasa-1", "rasa-2"]
+    assert sorted(name for name, found in urls.items() if "TRACKER_DB_URL" in found) == [
+        "console", "migrate-tracker", "rasa-1", "rasa-2", "scheduler"]
     for name, found in urls.items():
         users = {value.split("//")[1].split(":")[0] for value in found.values()}
-        expected = "supportbot" if name == "migrate" else f"supportbot_{name.split('-')[0]}"
+        expected = "supportbot" if name.startswith("migrate") else f"supportbot_{name.split('-')[0]}"
         assert users == {expected}, name
-        assert name == "migrate" or "POSTGRES_PASSWORD" not in str(found), name
+        assert name.startswith("migrate") or "POSTGRES_PASSWORD" not in str(found), name
     mounts = " ".join(services["postgres"]["volumes"])
     assert "postgres-roles.sh:/docker-entrypoint-initdb.d/" in mounts and "postgres-roles.sql" in mounts
 def test_nginx_logs_socketio_requests_without_their_query_string(tmp_path: Path):
@@ -129,3 +133,57 @@ def wait_until_answered(url: str, timeout: float = 10.0) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+class _HeaderRecorder(BaseHTTPRequestHandler):
+    """A stand-in Rasa instance that records the headers nginx forwards."""
+
+    seen: List[Dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_webhooks_get_the_client_address_host_and_a_request_id(tmp_path: Path):
+    """A location with its own proxy_set_header drops the server's: each location repeats them."""
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    front = free_port()
+    config = tmp_path / "nginx.conf"
+    config.write_text(render_nginx_config(
+        listen=f"127.0.0.1:{front}", action_listen=f"127.0.0.1:{free_port()}",
+        rasa_servers=[f"127.0.0.1:{backend.server_address[1]}"], action_servers=[f"127.0.0.1:{free_port()}"],
+        run_dir=str(tmp_path), error_log=str(tmp_path / "error.log")))
+    nginx = subprocess.Popen([NGINX_BINARY, "-p", str(tmp_path), "-e", "stderr", "-c", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{front}/webhooks/rest/webhook"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                answer = requests.post(url, json={"sender": "s", "message": "hi"},
+                                       headers={"X-Forwarded-For": "203.0.113.7"}, timeout=5)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        backend.shutdown()
+    assert answer.status_code == 200
+    [headers] = _HeaderRecorder.seen
+    assert headers["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert headers["host"] == "127.0.0.1"
+    assert len(headers["x-request-id"]) == 32

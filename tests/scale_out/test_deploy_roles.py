@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from supportbot.settings import PROJECT_ROOT
 from tests.accounts.conftest import PG_ADMIN_DEFAULT
 
-SERVICES = ("rasa", "console", "actions", "chatpage", "mail", "helpdesk")
+SERVICES = ("rasa", "console", "actions", "chatpage", "mail", "helpdesk", "scheduler")
 
 
 def admin_url():
@@ -88,11 +88,15 @@ def test_every_service_reads_and_writes_account_rows_but_none_changes_the_schema
         assert refused(role, accounts_db, "ALTER TABLE migrated_after ADD COLUMN extra text"), service
 
 
-def test_only_rasa_and_the_console_reach_the_tracker_store_and_share_its_tables(roles):
+def test_only_rasa_the_console_and_the_scheduler_reach_the_tracker_store_and_share_its_tables(roles):
     prefix, tracker_db, _accounts_db = roles
+    owner = f"{prefix}owner"
+    run_as(owner, tracker_db, "CREATE TABLE migrated (id serial PRIMARY KEY, data text)")  # tracking migrate
+    run_as(f"{prefix}scheduler", tracker_db, "DELETE FROM migrated; INSERT INTO migrated (data) VALUES ('x')")
     run_as(f"{prefix}rasa", tracker_db, "CREATE TABLE events (id serial PRIMARY KEY, data text)")
     run_as(f"{prefix}console", tracker_db, "CREATE TABLE review (id serial PRIMARY KEY, sender text)")
     run_as(f"{prefix}console", tracker_db, "INSERT INTO events (data) VALUES ('seen by the console')")
     run_as(f"{prefix}rasa", tracker_db, "INSERT INTO review (sender) VALUES ('from rasa')")
+    run_as(f"{prefix}scheduler", tracker_db, "DELETE FROM events WHERE data = 'old'; DELETE FROM review WHERE sender = 'x'")
     for service in ("actions", "chatpage", "mail", "helpdesk"):
         assert refused(f"{prefix}{service}", tracker_db, "SELECT 1"), service  # cannot even connect
