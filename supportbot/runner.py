@@ -123,7 +123,7 @@ def process_specs(settings: Settings) -> List[ProcessSpec]:
     scheduler = ProcessSpec(
         name="scheduler",
         argv=[python, "-m", "supportbot.log_redaction", "supportbot.scheduler", "--loop"],
-        env=base_env,
+        env=worker_env,
     )
     return [actions, rasa, web, console, mail, helpdesk, scheduler]
 

@@ -42,5 +42,5 @@ def test_each_process_gets_only_the_secrets_it_uses(monkeypatch):
         "actions": {"ACTION_CLAIMS_KEY"},
         "rasa": {"PORTAL_TOKEN_SECRET", "ACTION_CLAIMS_KEY"},
         "chat page": {"PORTAL_TOKEN_SECRET"},
-        "review console": set(), "mail dispatcher": set(), "helpdesk delivery": set(),
+        "review console": set(), "mail dispatcher": set(), "helpdesk delivery": set(), "scheduler": set(),
     }

@@ -33,6 +33,7 @@ from rasa.shared.core.events import (
 from console import queries, views
 from console.app import prepare_database
 from tests.console.conftest import _pg_database
+from tracking.migrate import VERSION_TABLE
 from tracking.rebuild import rebuild_index
 from tracking.store import ReviewableSQLTrackerStore
 
@@ -145,11 +146,13 @@ def test_the_transcript_shows_the_interruption_neutral_and_the_failure_as_a_fail
 
 
 def test_rebuilding_an_old_index_relabels_the_interruption(store):
-    # An index written before this change: no interruption column, the rejection counted as a failure.
+    # An index written before this change (revision 0002): no interruption column, the rejection
+    # counted as a failure.
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE conversation_summary DROP COLUMN form_interruption_count")
         conn.exec_driver_sql("UPDATE conversation_summary SET failed_action_count = 1")
-    prepare_database(store.engine)  # adds the missing column, keeps the old counts
+        conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '0002_verified_by'")
+    prepare_database(store.engine)  # migrates: adds the missing column, keeps the old counts
     assert sorted(failed_filter(store)) == ["broken", "interrupted"]
 
     report = rebuild_index(store.engine)

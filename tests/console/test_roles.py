@@ -19,6 +19,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tracking.migrate import VERSION_TABLE
 from console.app import prepare_database
 from supportbot.runner import free_port, wait_until_up
 from supportbot.settings import PROJECT_ROOT
@@ -212,6 +213,7 @@ def test_an_existing_console_database_gets_the_role_column(fresh_db_url: str):
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS console_admin_audit")
             conn.exec_driver_sql("ALTER TABLE console_lead DROP COLUMN role")  # as the console made it before
+            conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '0002_verified_by'")
             conn.exec_driver_sql("INSERT INTO console_lead (email, password_hash, created_at, disabled) "
                                  "VALUES ('old@example.com', 'scrypt$x', 0, false)")
         prepare_database(engine)

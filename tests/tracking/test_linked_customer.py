@@ -20,8 +20,10 @@ from accounts.db import make_session_factory, upgrade, write_session
 from accounts.deps import Deps
 from accounts.models import Account, ChannelLink, Member
 from actions.account_store import use_deps
-from actions.linking import VERIFIED, ActionFinishLink
+from actions.linking import LINKED, ActionFinishLink
 from console import queries, views
+from supportbot.action_claims import sign_action_call
+from tests.conftest import TEST_ACTION_CLAIMS_KEY
 from tracking.db import read_transaction
 from tracking.store import ReviewableSQLTrackerStore
 
@@ -50,13 +52,18 @@ def _linked_account(url: str) -> int:
 def _finish_link_events() -> List[Dict[str, Any]]:
     user = SdkUserUttered("481516", parse_data={"intent": {"name": "nlu_fallback", "confidence": 0.3},
                                                 "entities": [], "text": "481516"}, input_channel="slack")
-    user.update(metadata={"channel_user": {"channel": "slack", "channel_user_id": SLACK_USER}})
-    tracker = Tracker(SLACK_USER, {"link_code": VERIFIED, "linked_as": EMAIL}, {}, [SessionStarted(), user],
+    user.update(metadata={"channel_user": {"channel": "slack", "channel_user_id": SLACK_USER}}, message_id="m1")
+    events = [SessionStarted(), user]
+    sign_action_call({"tracker": {"sender_id": SLACK_USER, "events": events}},
+                     TEST_ACTION_CLAIMS_KEY.encode())  # as Rasa sends it to the action server
+    tracker = Tracker(SLACK_USER, {"link_stage": LINKED, "linked_as": EMAIL}, {}, events,
                       False, None, {}, "action_listen")
     return asyncio.run(ActionFinishLink().run(CollectingDispatcher(), tracker, {}))
 
 
-def test_a_slack_conversation_verified_by_link_is_a_verified_customer_in_the_console(tmp_path: Path) -> None:
+def test_a_slack_conversation_verified_by_link_is_a_verified_customer_in_the_console(tmp_path: Path,
+                                                                                    monkeypatch: Any) -> None:
+    monkeypatch.setenv("ACTION_CLAIMS_KEY", TEST_ACTION_CLAIMS_KEY)  # the action server's key
     account_id = _linked_account(f"sqlite:///{tmp_path / 'accounts.db'}")
     try:
         events = _finish_link_events()

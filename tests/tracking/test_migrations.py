@@ -11,7 +11,7 @@ from tracking.db import make_engine
 from tracking.migrate import VERSION_TABLE, current_revision, upgrade_tracker
 from tracking.schema import create_sqlite_fts, events, message_index, metadata as tracking_metadata
 
-HEAD = "0002_verified_by"
+HEAD = "0003_roles_and_interruptions"
 
 
 def _table_names(engine: sa.engine.Engine) -> set:
