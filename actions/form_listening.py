@@ -106,6 +106,8 @@ SMALL_TALK = {
 #: action_out_of_scope), which set a destructive confirmation aside; the form then asks again.
 RULE_INTENTS = ("account_state", "undo", "support_request_followup", "how_to_fix", "no_recovery_codes",
                 "help", "why", "out_of_scope")
+#: A message no structured field reads a value from: a field that returns it takes free text.
+FREE_TEXT_PROBE = "\u2400 no value here \u2400"
 #: The key of :meth:`ListeningFormValidation.read_answer`'s result that means "for the rules".
 DEFER = "__answered_by_rules__"
 #: Forms whose confirmation is dropped rather than asked again after an unrelated message.
@@ -257,9 +259,6 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         value = tracker.get_slot(slot)
         if wants_a_person(text, None) or (intent == "human_handoff" and not self.gives_value(slot, text)):
             return {slot: None, FORM_EXIT: HANDED_OVER}
-        if (intent in RULE_INTENTS and not self.gives_value(slot, text) and not wants_to_stop(text)
-                and not (intent == "out_of_scope" and slot != CONFIRMED and len(text.split()) <= 2)):
-            return {DEFER: True}
         if slot == CONFIRMED:
             return await self.read_confirmation(value, text, intent, dispatcher, tracker, form_slots)
         if wants_to_stop(text) or intent == "goodbye":
@@ -272,6 +271,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             dispatcher.utter_message(text="No rush, take your time.")
             return {slot: None}
         if is_question(text) and (free_text or found is None or asks_what_it_means(text)):
+            if intent in RULE_INTENTS and await self.help_for(slot, text, tracker, form_slots) is None:
+                return {DEFER: True}  # about the account or the conversation: its own rule answers
             await self.answer_question(slot, dispatcher, tracker, form_slots)
             return {slot: None}
         if found is None and intent == "deny":
@@ -284,6 +285,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
             return {slot: None}
         if found is None and intent == "out_of_scope" and len(text.split()) <= 2:
             return None  # a short answer that is not a value ("bitcoin"): validation says why
+        if found is None and intent in RULE_INTENTS and not free_text:
+            return {DEFER: True}  # "undo that", "is it still closing?": its own rule answers
         if found is None and intent in SMALL_TALK:
             if SMALL_TALK[intent]:
                 dispatcher.utter_message(response=SMALL_TALK[intent])
@@ -294,10 +297,9 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
 
     def gives_value(self, slot: str, text: str) -> bool:
         """Whether ``text`` holds a value of ``slot`` found in it (an address, a code), not just free text."""
-        if slot == CONFIRMED:
-            return False
-        found = self.value_in(slot, text)
-        return found is not None and found != text
+        if slot == CONFIRMED or self.value_in(slot, FREE_TEXT_PROBE) == FREE_TEXT_PROBE:
+            return False  # a free-text field takes any message: that says nothing
+        return self.value_in(slot, text) is not None
 
     async def read_confirmation(self, value: Any, text: str, intent: Optional[str],
                                 dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -321,6 +323,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
                 return {CONFIRMED: None}
         if intent in OTHER_OPERATIONS and intent not in self.own_intents and not is_question(text):
             return {SWITCH: intent}
+        if intent in RULE_INTENTS or intent == "thank":
+            return {DEFER: True}  # its own rule answers and sets a destructive confirmation aside
         response = (FAQ_RESPONSES.get(intent) if intent not in self.own_intents else None) \
             or SMALL_TALK.get(intent or "")
         if response:

@@ -18,6 +18,7 @@ file can name any importable type, and `make train` rebuilds the model.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
@@ -101,6 +102,18 @@ def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
     return Pipeline([("features", FeatureUnion(features)), ("classifier", classifier)])
 
 
+#: An e-mail address in a message ("remove business@demo.example"): its words say
+#: nothing about the intent, so the classifier sees one neutral address instead.
+EMAIL_ADDRESS = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+")
+NEUTRAL_ADDRESS = "someone@example.com"
+
+
+def classifier_text(text: str) -> str:
+    """The text the classifier reads: e-mail addresses replaced by a neutral one."""
+    text = text or ""
+    return EMAIL_ADDRESS.sub(NEUTRAL_ADDRESS, text) if "@" in text else text
+
+
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
 )
@@ -160,19 +173,26 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
             logger.warning("No intent examples: %s is not trained.", type(self).__name__)
             return self._resource
         pipeline = build_pipeline(self.config)
-        pipeline.fit([e.get(TEXT) for e in examples], [e.get(INTENT) for e in examples])
+        pipeline.fit([classifier_text(e.get(TEXT)) for e in examples], [e.get(INTENT) for e in examples])
         self.pipeline = pipeline
         self.persist()
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Set the most likely intent and the ranking on each message."""
+        """Set the most likely intent and the ranking on each message.
+
+        A message without a single letter ("👍", "🤔🤔🤔", "???", "12") names no
+        topic: every confidence is 0, so the fallback classifier makes it
+        ``nlu_fallback`` rather than a guess.
+        """
         if self.pipeline is None:
             return messages
         texts = [message.get(TEXT) or "" for message in messages]
-        probabilities = self.pipeline.predict_proba(texts)
+        probabilities = self.pipeline.predict_proba([classifier_text(text) for text in texts])
         labels = self.pipeline.classes_
-        for message, row in zip(messages, probabilities):
+        for message, text, row in zip(messages, texts, probabilities):
+            if not any(character.isalpha() for character in text):
+                row = row * 0.0
             ranking = sorted(
                 ({"name": str(label), "confidence": float(p)} for label, p in zip(labels, row)),
                 key=lambda item: -item["confidence"],

@@ -131,9 +131,10 @@ class Chat:
 
     @property
     def conversation_id(self) -> str:
-        """The tracker's sender id (REST namespaces it by the verified customer or ``anon-``)."""
+        """The tracker's sender id (REST derives it from the verified customer, or scopes it to the address)."""
         if self.account_id is None:
-            return f"anon-{self.sender}"
+            from channels.rest import anonymous_sender_id
+            return anonymous_sender_id(self.sender, "127.0.0.1")
         from channels.rest import verified_sender_id
         from supportbot.portal_token import PortalTokenVerifier as Verifier
 

@@ -60,8 +60,7 @@ def test_thanks_at_the_closing_question_drops_it_and_a_later_yes_closes_nothing(
     customer = new_customer()
     assert said(customer, "pls close my acount")[-1].endswith("Shall I close your account?")
     reply = said(customer, "ok thanks!")
-    assert reply[-1] == ("(So I won't close your account for now: nothing was changed. Ask me again "
-                         "whenever you want to.)")
+    assert reply[0] == "(I've set closing your account aside: nothing was changed.)"
     assert not any("Shall I close" in line for line in reply)
     said(customer, "yes")
     assert store.account(customer.account_id).status == "active"

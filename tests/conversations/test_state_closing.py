@@ -190,7 +190,7 @@ def test_yes_after_a_failed_step_up_says_nothing_was_done(assistant, store):
         replies = chat.says(wrong)
         if replies[-1] == "I couldn't confirm it's you, so I haven't changed anything.":
             break
-        assert replies[0] == "That code isn't right. Please check it and try again."
+        assert replies[0] == "That code isn't right, sorry."
     else:
         pytest.fail("the wrong codes never ended the step-up")
     assert replies[0].startswith("That's too many wrong codes, so I've stopped for now.")

@@ -270,7 +270,7 @@ def test_an_over_long_message_gets_a_chat_reply(assistant, store):
     response = requests.post(f"{assistant.rasa_url}/webhooks/rest/webhook",
                              json={"sender": chat.sender, "message": long_message}, timeout=30)
     assert response.status_code == 200
-    assert response.json() == [{"recipient_id": chat.sender, "text": (
+    assert response.json() == [{"recipient_id": chat.conversation_id, "text": (
         f"Sorry, that message is too long for me ({len(long_message)} characters; I can read up to 2000). "
         "Could you send your main question first, in a shorter message?")}]
 
