@@ -460,6 +460,8 @@ def revoke_link(deps: Deps, actor: Actor, link_id: int, *, idempotency_key: str)
 
 #: Link states shown to staff: usable, revoked, or past ``expires_at``.
 LINK_ACTIVE, LINK_REVOKED, LINK_EXPIRED = "active", "revoked", "expired"
+#: The largest id an integer primary key holds (PostgreSQL ``integer``); a larger number names no row.
+MAX_ROW_ID = 2 ** 31 - 1
 
 
 @dataclass(frozen=True)
@@ -475,6 +477,9 @@ class StaffLinkView:
     revoked_at: Optional[datetime]
     authenticators: str
     state: str
+    #: Why an active link identifies nobody now (member disabled, account closed, made without the app
+    #: for a member who has TFA on), else None: :func:`find_linked_actor` would ignore it.
+    dormant_because: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -493,6 +498,19 @@ def _link_state(link: ChannelLink, now: datetime) -> str:
     return LINK_ACTIVE if link.expires_at > now else LINK_EXPIRED
 
 
+def _dormant_because(session: Session, account: Account, link: ChannelLink) -> Optional[str]:
+    """Why an active link acts for nobody now (the conditions of :func:`find_linked_actor`), else None."""
+    if account.status == "closed":
+        return "account closed"
+    member = session.get(Member, link.member_id)
+    if member is None or member.status != "active":
+        return "member not active"
+    if link.authenticators != EMAIL_AND_APP and session.execute(sa.select(sa.exists().where(
+            TfaEnrolment.member_id == member.id, TfaEnrolment.enabled.is_(True)))).scalar():
+        return "made without the app; the member has turned TFA on"
+    return None
+
+
 def account_links(deps: Deps, account: str) -> Union[AccountLinksView, Refused]:
     """Every chat link of an account, active or not, for staff (read-only).
 
@@ -508,7 +526,7 @@ def account_links(deps: Deps, account: str) -> Union[AccountLinksView, Refused]:
     now = deps.now()
     with read_session(deps.session_factory) as session:
         if wanted.isdigit():
-            found = session.get(Account, int(wanted)) if len(wanted) <= 18 else None
+            found = session.get(Account, int(wanted)) if 0 < int(wanted) <= MAX_ROW_ID else None
         else:
             found = session.execute(
                 sa.select(Account).where(Account.primary_email == normalize_email(wanted))
@@ -518,12 +536,16 @@ def account_links(deps: Deps, account: str) -> Union[AccountLinksView, Refused]:
         rows = session.execute(
             sa.select(ChannelLink).where(ChannelLink.account_id == found.id).order_by(ChannelLink.id.desc())
         ).scalars()
-        links = tuple(StaffLinkView(
-            link_id=r.id, channel=r.channel, channel_user_id=r.channel_user_id, member_email=r.member_email,
-            created_at=r.created_at, expires_at=r.expires_at, revoked_at=r.revoked_at,
-            authenticators=r.authenticators, state=_link_state(r, now)) for r in rows)
+        links = []
+        for r in rows:
+            state = _link_state(r, now)
+            links.append(StaffLinkView(
+                link_id=r.id, channel=r.channel, channel_user_id=r.channel_user_id, member_email=r.member_email,
+                created_at=r.created_at, expires_at=r.expires_at, revoked_at=r.revoked_at,
+                authenticators=r.authenticators, state=state,
+                dormant_because=_dormant_because(session, found, r) if state == LINK_ACTIVE else None))
         return AccountLinksView(account_id=found.id, primary_email=found.primary_email,
-                                account_status=found.status, links=links)
+                                account_status=found.status, links=tuple(links))
 
 
 def revoke_link_by_staff(deps: Deps, link_id: int, *, staff: str, idempotency_key: str) -> Result:
@@ -541,6 +563,8 @@ def revoke_link_by_staff(deps: Deps, link_id: int, *, staff: str, idempotency_ke
     """
 
     def body(ctx: OperationContext) -> Result:
+        if not 0 < link_id <= MAX_ROW_ID:
+            return Refused(reason=Reason.LINK_NOT_FOUND, details={"link_id": link_id})
         account_id = ctx.session.execute(
             sa.select(ChannelLink.account_id).where(ChannelLink.id == link_id)
         ).scalar_one_or_none()

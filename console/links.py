@@ -24,8 +24,16 @@ from typing import Any, Callable, Optional
 
 from aiohttp import web
 
-from accounts.channel_links import EMAIL_AND_APP, EMAIL_ONLY, LINK_ACTIVE, AccountLinksView, account_links, \
-    revoke_link_by_staff
+from accounts.channel_links import (
+    EMAIL_AND_APP,
+    EMAIL_ONLY,
+    LINK_ACTIVE,
+    MAX_ROW_ID,
+    AccountLinksView,
+    StaffLinkView,
+    account_links,
+    revoke_link_by_staff,
+)
 from accounts.deps import Deps
 from accounts.results import Reason, Refused
 from console.html import Markup, join, render, url
@@ -69,6 +77,14 @@ def _revoke_form(link_id: int, account_id: int, csrf: str) -> Markup:
         csrf=_csrf(csrf), id=link_id, acc=account_id, key=secrets.token_urlsafe(16))
 
 
+def _state_label(v: StaffLinkView) -> str:
+    if v.revoked_at is not None:
+        return f"revoked {fmt_datetime(v.revoked_at)}"
+    if v.dormant_because:
+        return f"active, but acts for nobody now: {v.dormant_because}"
+    return v.state
+
+
 def links_table(view: AccountLinksView, *, csrf: str) -> Markup:
     """The account's links, one row each (``data-link`` carries the id, ``data-state`` the state)."""
     rows = join(render(
@@ -78,7 +94,7 @@ def links_table(view: AccountLinksView, *, csrf: str) -> Markup:
         id=v.link_id, state=v.state, channel=v.channel, user=v.channel_user_id, member=v.member_email,
         created=fmt_datetime(v.created_at), expires=fmt_datetime(v.expires_at),
         factors=FACTOR_LABELS.get(v.authenticators, v.authenticators),
-        state_label=v.state if v.revoked_at is None else f"revoked {fmt_datetime(v.revoked_at)}",
+        state_label=_state_label(v),
         action=_revoke_form(v.link_id, view.account_id, csrf) if v.state == LINK_ACTIVE else "",
     ) for v in view.links)
     if not view.links:
@@ -156,7 +172,8 @@ class LinksDesk:
         lead = request["lead"]
         form = await request.post()
         link_id, account, form_key = (str(form.get(k) or "").strip() for k in ("link_id", "account", "key"))
-        if not link_id.isdigit() or len(link_id) > 18 or not form_key or len(form_key) > MAX_KEY_CHARS:
+        if not link_id.isdigit() or not 0 < int(link_id) <= MAX_ROW_ID or not form_key \
+                or len(form_key) > MAX_KEY_CHARS:
             raise web.HTTPBadRequest(reason="No link given")
         result = await self.run(revoke_link_by_staff, self.accounts, int(link_id), staff=f"console:{lead.email}",
                                 idempotency_key=f"console:revoke_link:{lead.lead_id}:{form_key}")

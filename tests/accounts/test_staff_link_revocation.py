@@ -12,7 +12,7 @@ from accounts import channel_links
 from accounts.deps import Actor
 from accounts.models import ChannelLink
 from accounts.results import Reason
-from tests.accounts.verification_support import key, last_code
+from tests.accounts.verification_support import enable_tfa, key, last_code
 
 LEAD = "console:lead.kadri@example.com"
 TG = ("telegram", "100200300")
@@ -50,7 +50,7 @@ def test_a_lead_sees_every_link_of_an_account_by_id_or_primary_address(world):
 
 def test_an_unknown_account_is_named_in_the_refusal(world):
     world.account()
-    for wanted in ("4711", "nobody@example.com", "not an account"):
+    for wanted in ("4711", "0", "99999999999999999999", "nobody@example.com", "not an account"):
         refused = channel_links.account_links(world.deps, wanted)
         assert refused.reason == Reason.ACCOUNT_NOT_FOUND and refused.details == {"account": wanted}
 
@@ -85,7 +85,21 @@ def test_a_revoked_expired_or_missing_link_is_not_found_and_nothing_changes(worl
     world.clock.advance(days=90)
     before = world.snapshot()
 
-    for link_id in (tg, slack, 10 ** 9):
+    for link_id in (tg, slack, 10 ** 9, 2 ** 40, 0):
         refused = channel_links.revoke_link_by_staff(world.deps, link_id, staff=LEAD, idempotency_key=key())
         world.assert_refused(before, refused, "link_not_found")
     assert len(world.audits(action="channel_link_revoked")) == 1
+
+
+def test_an_active_link_that_acts_for_nobody_now_says_why(world):
+    acc = world.account()
+    tg = link(world, "owner@example.com", TG)
+    assert channel_links.account_links(world.deps, str(acc)).links[0].dormant_because is None
+
+    enable_tfa(world, acc)
+
+    [view] = channel_links.account_links(world.deps, str(acc)).links
+    assert channel_links.find_linked_actor(world.deps, *TG) is None
+    assert (view.link_id, view.state) == (tg, "active")
+    assert view.dormant_because == "made without the app; the member has turned TFA on"
+    assert channel_links.revoke_link_by_staff(world.deps, tg, staff=LEAD, idempotency_key=key()).ok

@@ -176,6 +176,10 @@ def test_a_lead_lists_and_revokes_an_accounts_chat_links(urls: Tuple[str, str]) 
             assert "done=not_active" in stale.headers["Location"]
             assert len(revocations()) == 1
 
+            beyond = await client.post("/links/revoke", data={**form, "link_id": str(2 ** 40)}, allow_redirects=False)
+            assert beyond.status == 400
+            too_big = await client.get("/links", params={"account": "9" * 30})
+            assert too_big.status == 404 and 'id="unknown-account"' in await too_big.text()
             unknown = await client.get("/links", params={"account": "nobody@example.com"})
             assert unknown.status == 404
             assert re.search(r'id="unknown-account"[^>]*>No account has the id or primary e-mail '
