@@ -526,7 +526,7 @@ def account_links(deps: Deps, account: str) -> Union[AccountLinksView, Refused]:
     now = deps.now()
     with read_session(deps.session_factory) as session:
         if wanted.isdigit():
-            found = session.get(Account, int(wanted)) if 0 < int(wanted) <= MAX_ROW_ID else None
+            found = session.get(Account, int(wanted)) if len(wanted) <= 10 and 0 < int(wanted) <= MAX_ROW_ID else None
         else:
             found = session.execute(
                 sa.select(Account).where(Account.primary_email == normalize_email(wanted))

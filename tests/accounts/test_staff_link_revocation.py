@@ -50,7 +50,7 @@ def test_a_lead_sees_every_link_of_an_account_by_id_or_primary_address(world):
 
 def test_an_unknown_account_is_named_in_the_refusal(world):
     world.account()
-    for wanted in ("4711", "0", "99999999999999999999", "nobody@example.com", "not an account"):
+    for wanted in ("4711", "0", "99999999999999999999", "9" * 5000, "nobody@example.com", "not an account"):
         refused = channel_links.account_links(world.deps, wanted)
         assert refused.reason == Reason.ACCOUNT_NOT_FOUND and refused.details == {"account": wanted}
 
