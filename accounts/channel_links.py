@@ -48,12 +48,17 @@ Rules:
 * **Listing and revoking.** A member sees and revokes their own links;
   owners see and revoke every link of the account. A link the actor may not
   see is ``link_not_found`` (same as a missing one).
+* **Staff.** A support lead (the review console) sees every link of an
+  account, active or not (:func:`account_links`), and revokes an active one
+  (:func:`revoke_link_by_staff`), audited as ``channel_link_revoked`` with the
+  lead as actor (``console:<lead e-mail>``). Staff never link anything.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import List, Optional, Tuple, Union
 
 import sqlalchemy as sa
@@ -453,6 +458,139 @@ def revoke_link(deps: Deps, actor: Actor, link_id: int, *, idempotency_key: str)
     )
 
 
+#: Link states shown to staff: usable, revoked, or past ``expires_at``.
+LINK_ACTIVE, LINK_REVOKED, LINK_EXPIRED = "active", "revoked", "expired"
+#: The largest id an integer primary key holds (PostgreSQL ``integer``); a larger number names no row.
+MAX_ROW_ID = 2 ** 31 - 1
+
+
+@dataclass(frozen=True)
+class StaffLinkView:
+    """One link of an account as a support lead sees it."""
+
+    link_id: int
+    channel: str
+    channel_user_id: str
+    member_email: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: Optional[datetime]
+    authenticators: str
+    state: str
+    #: Why an active link identifies nobody now (member disabled, account closed, made without the app
+    #: for a member who has TFA on), else None: :func:`find_linked_actor` would ignore it.
+    dormant_because: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class AccountLinksView:
+    """Every link of one account (newest first), for the review console."""
+
+    account_id: int
+    primary_email: str
+    account_status: str
+    links: Tuple[StaffLinkView, ...]
+
+
+def _link_state(link: ChannelLink, now: datetime) -> str:
+    if link.revoked_at is not None:
+        return LINK_REVOKED
+    return LINK_ACTIVE if link.expires_at > now else LINK_EXPIRED
+
+
+def _dormant_because(session: Session, account: Account, link: ChannelLink) -> Optional[str]:
+    """Why an active link acts for nobody now (the conditions of :func:`find_linked_actor`), else None."""
+    if account.status == "closed":
+        return "account closed"
+    member = session.get(Member, link.member_id)
+    if member is None or member.status != "active":
+        return "member not active"
+    if link.authenticators != EMAIL_AND_APP and session.execute(sa.select(sa.exists().where(
+            TfaEnrolment.member_id == member.id, TfaEnrolment.enabled.is_(True)))).scalar():
+        return "made without the app; the member has turned TFA on"
+    return None
+
+
+def account_links(deps: Deps, account: str) -> Union[AccountLinksView, Refused]:
+    """Every chat link of an account, active or not, for staff (read-only).
+
+    Args:
+        deps: Injected dependencies.
+        account: The account's id or its primary e-mail, as a lead typed it.
+
+    Returns:
+        :class:`AccountLinksView`, or ``Refused(account_not_found)`` (details:
+        ``account``, what was looked for).
+    """
+    wanted = account.strip()
+    now = deps.now()
+    with read_session(deps.session_factory) as session:
+        if wanted.isdigit():
+            found = session.get(Account, int(wanted)) if len(wanted) <= 10 and 0 < int(wanted) <= MAX_ROW_ID else None
+        else:
+            found = session.execute(
+                sa.select(Account).where(Account.primary_email == normalize_email(wanted))
+            ).scalar_one_or_none()
+        if found is None:
+            return Refused(reason=Reason.ACCOUNT_NOT_FOUND, details={"account": wanted})
+        rows = session.execute(
+            sa.select(ChannelLink).where(ChannelLink.account_id == found.id).order_by(ChannelLink.id.desc())
+        ).scalars()
+        links = []
+        for r in rows:
+            state = _link_state(r, now)
+            links.append(StaffLinkView(
+                link_id=r.id, channel=r.channel, channel_user_id=r.channel_user_id, member_email=r.member_email,
+                created_at=r.created_at, expires_at=r.expires_at, revoked_at=r.revoked_at,
+                authenticators=r.authenticators, state=state,
+                dormant_because=_dormant_because(session, found, r) if state == LINK_ACTIVE else None))
+        return AccountLinksView(account_id=found.id, primary_email=found.primary_email,
+                                account_status=found.status, links=tuple(links))
+
+
+def revoke_link_by_staff(deps: Deps, link_id: int, *, staff: str, idempotency_key: str) -> Result:
+    """Revoke an active link of any account on behalf of a support lead (audited with the lead as actor).
+
+    Args:
+        deps: Injected dependencies.
+        link_id: The link, from :func:`account_links`.
+        staff: Who revokes, as written in the audit log (``console:<lead e-mail>``).
+        idempotency_key: Caller's key (a repeated form submission replays the result).
+
+    Returns:
+        :class:`LinkRevoked`, or ``Refused(link_not_found)`` (missing, already
+        revoked or expired; details ``link_id``).
+    """
+
+    def body(ctx: OperationContext) -> Result:
+        if not 0 < link_id <= MAX_ROW_ID:
+            return Refused(reason=Reason.LINK_NOT_FOUND, details={"link_id": link_id})
+        account_id = ctx.session.execute(
+            sa.select(ChannelLink.account_id).where(ChannelLink.id == link_id)
+        ).scalar_one_or_none()
+        if account_id is None:
+            return Refused(reason=Reason.LINK_NOT_FOUND, details={"link_id": link_id})
+        ctx.account_id = account_id
+        lock_account(ctx.session, account_id)  # account first, then the link: the order every operation keeps
+        link = ctx.session.execute(
+            sa.select(ChannelLink).where(ChannelLink.id == link_id, ChannelLink.revoked_at.is_(None),
+                                         ChannelLink.expires_at > ctx.now)
+            .with_for_update().execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if link is None:
+            return Refused(reason=Reason.LINK_NOT_FOUND, details={"link_id": link_id})
+        link.revoked_at = ctx.now
+        ctx.audit(account_id=account_id, action="channel_link_revoked",
+                  details={"link_id": link.id, "channel": link.channel, "member_email": link.member_email,
+                           "by": "staff"})
+        return LinkRevoked(link_id=link.id)
+
+    return run_operation(
+        deps, operation="revoke_link_by_staff", idempotency_key=idempotency_key, actor=None,
+        actor_label=staff, params={"link_id": link_id, "staff": staff}, body=body,
+    )
+
+
 def find_linked_actor(deps: Deps, channel: str, channel_user_id: str) -> Optional[Actor]:
     """Return who a chat identity acts as, or None (no, revoked or expired link; member or account
     gone; a link made without the app for a member who has TFA on now).
@@ -496,5 +634,6 @@ def links_of_account(session: Session, account_id: int) -> List[ChannelLink]:
 
 __all__ = [
     "request_link", "confirm_link", "confirm_link_app_code", "list_links", "revoke_link", "find_linked_actor",
-    "links_of_account", "revoke_links_of_account", "failure_source", "link_ttl",
+    "links_of_account", "revoke_links_of_account", "failure_source", "link_ttl", "account_links",
+    "revoke_link_by_staff", "AccountLinksView", "StaffLinkView",
 ]

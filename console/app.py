@@ -28,7 +28,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from console import admin, auth, privacy, queries, review, support, views
+from console import admin, auth, links, privacy, queries, review, support, views
 from console.models import metadata as console_metadata
 from console.settings import ConsoleSettings
 from tracking.db import read_transaction, write_transaction
@@ -121,6 +121,7 @@ class Console:
         self.support = support.SupportDesk(accounts or self._account_store, settings.webhook_token,
                                            self.run, self._support_page)
         self.privacy = privacy.PrivacyDesk(accounts or self._account_store, engine, self.run, self._privacy_page)
+        self.links = links.LinksDesk(lambda: self.support.accounts, self.run, self._links_page)
 
     def _account_store(self) -> Any:
         """The account store's dependencies (support requests), from ``ACCOUNTS_DB_URL``."""
@@ -132,6 +133,10 @@ class Console:
     @staticmethod
     def _privacy_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
         return html_response(views.layout(title, body, email=lead.email, csrf=lead.csrf_token, active="privacy"))
+
+    @staticmethod
+    def _links_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
+        return html_response(views.layout(title, body, email=lead.email, csrf=lead.csrf_token, active="links"))
 
     @staticmethod
     def _support_page(title: str, body: Any, lead: auth.SignedIn) -> web.Response:
@@ -568,6 +573,8 @@ def create_app(settings: ConsoleSettings, engine: Engine, *, clock: Callable[[],
     r.add_get("/privacy", console.privacy.form)
     r.add_post("/privacy/export", console.privacy.export)
     r.add_post("/privacy/erase", console.privacy.erase)
+    r.add_get(links.PAGE_PATH, console.links.list_page)
+    r.add_post(links.REVOKE_PATH, console.links.revoke)
     r.add_get("/admin/leads", console.leads)
     for action in ("create", "disable", "enable", "reset-password"):
         r.add_post(f"/admin/leads/{action}", console.lead_action)

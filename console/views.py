@@ -29,7 +29,7 @@ from tracking import conventions as conv
 
 NAV = (("conversations", "/conversations", "Conversations"), ("inbox", "/nlu-inbox", "NLU inbox"),
        ("dashboard", "/dashboard", "Dashboard"), ("support", "/support-requests", "Support requests"),
-       ("privacy", "/privacy", "Personal data"))
+       ("privacy", "/privacy", "Personal data"), ("links", "/links", "Chat links"))
 
 
 def fmt_time(timestamp: Optional[float]) -> str:
@@ -210,6 +210,16 @@ def verified_customer(summary: Dict[str, Any], empty: str = "not verified") -> s
         return empty
     how = summary.get("verified_by")
     return f"{customer} (via {how})" if how else str(customer)
+
+
+def verified_customer_fact(summary: Dict[str, Any]) -> Any:
+    """The transcript's "Verified customer": a link-verified one links to the account's chat links."""
+    text = verified_customer(summary)
+    customer, how = summary.get("customer_id"), summary.get("verified_by") or ""
+    if not customer or not how.endswith(" link"):
+        return text
+    return render('<a href="{href}" id="customer-links">{text}</a>', href=url("/links", [("account", customer)]),
+                  text=text)
 
 
 def _list_row(row: ConversationRow, back: str) -> Markup:
@@ -401,7 +411,7 @@ def transcript_page(*, t: Transcript, back: str, csrf: str, email: str, known_ta
     """One conversation: facts, its support requests (``support``), timeline, review panel."""
     s = t.summary
     facts = [
-        ("Channel", s.get("channel") or "-"), ("Verified customer", verified_customer(s)),
+        ("Channel", s.get("channel") or "-"), ("Verified customer", verified_customer_fact(s)),
         ("Started", fmt_time(s["started_at"])), ("Last activity", fmt_time(s["last_event_at"])),
         ("Customer messages", s["user_message_count"]), ("Lowest NLU confidence", fmt_conf(s.get("min_confidence"))),
         ("Sessions", s["session_count"]),

@@ -54,10 +54,11 @@ def lead(console: ConsoleUnderTest) -> requests.Session:
 
 PAGES = ["/", "/conversations", "/conversations?fallback=1", "/conversation?id=x", "/dashboard", "/nlu-inbox",
          "/conversations/export.csv", "/conversations/export.jsonl", "/nlu-inbox/export.yml",
-         "/support-requests", "/support-requests?delivery=failed", "/privacy", "/admin/leads"]
+         "/support-requests", "/support-requests?delivery=failed", "/privacy", "/admin/leads",
+         "/links", "/links?account=1"]
 ACTIONS = ["/conversation/tags", "/conversation/tags/remove", "/conversation/notes", "/conversation/status",
            "/nlu-inbox/label", "/logout", "/support-requests/retry", "/support-requests/release",
-           "/privacy/export", "/privacy/erase",
+           "/privacy/export", "/privacy/erase", "/links/revoke",
            "/admin/leads/create", "/admin/leads/disable", "/admin/leads/enable", "/admin/leads/reset-password"]
 
 
