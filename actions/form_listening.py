@@ -39,7 +39,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.operation_flow import CONFIRMED, DROPPED, FORM_EXIT, HANDED_OVER, STOPPED
+from actions.identity import in_shared_channel
+from actions.operation_flow import CONFIRMED, DROPPED, FORM_EXIT, HANDED_OVER, IN_SHARED_CHANNEL, STOPPED
 from actions.questions import field_help
 
 PEOPLE = (r"(person|human|humans|agent|representative|operator|support team|support staff|"
@@ -257,6 +258,8 @@ class ListeningFormValidation(FormValidationAction, abc.ABC):
         """What the answer to ``slot`` means, as slots to set; None to validate it as a value."""
         text, intent = latest_text(tracker).strip(), latest_intent(tracker)
         value = tracker.get_slot(slot)
+        if in_shared_channel(tracker):  # never an account's form where others read along
+            return {slot: None, FORM_EXIT: IN_SHARED_CHANNEL}
         if wants_a_person(text, None) or (intent == "human_handoff" and not self.gives_value(slot, text)):
             return {slot: None, FORM_EXIT: HANDED_OVER}
         if slot == CONFIRMED:

@@ -47,6 +47,8 @@ LAST_OPERATION = "last_operation"
 SUPPORT_OFFER = "support_offer"
 FORM_EXIT = "form_exit"
 STOPPED, HANDED_OVER, DROPPED = "stopped", "handed_over", "dropped"
+#: A form's answer came from a channel others read (a Slack channel): left, nothing changed.
+IN_SHARED_CHANNEL = "shared_channel"
 
 YES_NO_BUTTONS = [
     {"title": "Yes", "payload": "/affirm"},
@@ -99,6 +101,9 @@ async def form_left(dispatcher: CollectingDispatcher, tracker: Tracker, operatio
 
         return [*events, operation_outcome(operation, "cancelled", "handed_over"),
                 *await hand_over(dispatcher, tracker, "customer_request")]
+    if how == IN_SHARED_CHANNEL:
+        dispatcher.utter_message(text=DIRECT_MESSAGE_ONLY)
+        return [*events, operation_outcome(operation, "refused", "shared_channel")]
     if how == DROPPED:
         dispatcher.utter_message(text=f"(So I won't {doing} for now: nothing was changed. Ask me "
                                       "again whenever you want to.)")

@@ -13,6 +13,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.idempotency import IdempotentTurns, LocalClaims, stored_replies
+from channels.rest import anonymous_sender_id
 from tests.conftest import RunningAssistant
 
 
@@ -93,5 +94,5 @@ def test_a_rest_message_sent_twice_with_its_id_is_answered_twice_and_stored_once
     with sqlite3.connect(assistant.log_path.parent / "tracker.db") as db:
         texts = [json.loads(data)["text"] for (data,) in db.execute(
             "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
-            (f"anon-{sender}",))]
+            (anonymous_sender_id(sender, "127.0.0.1"),))]
     assert texts == ["how do i close my acount?"] * 2  # the retry is not stored again

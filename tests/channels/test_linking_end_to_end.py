@@ -20,7 +20,8 @@ from accounts.db import write_session
 from accounts.models import ChannelLink, OutboxNotification
 from tests.channels.conftest import ChannelAssistant, unique
 from tests.channels.fakes import Call
-from tests.channels.test_slack import message_event
+from tests.channels.test_slack import TEAM, message_event
+from channels.widget_tickets import anonymous_conversation_id
 from tests.channels.test_socketio import WidgetClient
 from tests.channels.test_telegram import new_chat_id, text_update
 from tests.conftest import wait_for
@@ -85,8 +86,9 @@ class WidgetReplies:
 def widget_user(channels: ChannelAssistant) -> ChatUser:
     client = WidgetClient(channels).connect()
     OPEN_WIDGETS.append(client)
-    session = client.start_session()
-    return ChatUser(channels, session, lambda text: client.say(text, session_id=session), WidgetReplies(client))
+    session = client.start_session()  # the visitor's session key; the conversation is a digest of it
+    return ChatUser(channels, anonymous_conversation_id(session), lambda text: client.say(text, session_id=session),
+                    WidgetReplies(client))
 
 
 OPEN_WIDGETS: List[WidgetClient] = []
@@ -104,7 +106,8 @@ def close_widgets() -> Any:
 
 @pytest.fixture
 def store(channels: ChannelAssistant) -> Store:
-    return Store(f"sqlite:///{channels.running.log_path.parent / 'accounts.db'}")
+    return Store(f"sqlite:///{channels.running.log_path.parent / 'accounts.db'}",
+                 mail_dir=channels.running.log_path.parent / "mail")
 
 
 @pytest.mark.parametrize("channel", ["slack", "telegram", "socketio"])
@@ -126,7 +129,8 @@ def test_verify_me_then_a_currency_change_with_step_up(channels: ChannelAssistan
     assert store.account(account_id).currency == "USD"
     with store.factory() as session:
         [link] = session.execute(sa.select(ChannelLink).where(ChannelLink.account_id == account_id)).scalars()
-    assert (link.channel, link.channel_user_id) == (channel, customer.sender)
+    chat_user_id = f"{TEAM}:{customer.sender}" if channel == "slack" else customer.sender  # Slack: per workspace
+    assert (link.channel, link.channel_user_id) == (channel, chat_user_id)
     assert review_index_customer(channels, customer.sender) == (str(account_id), f"{channel} link")
 
 
