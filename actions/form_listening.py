@@ -66,7 +66,7 @@ RESEND = re.compile(
     r"(got|received|get|getting) nothing|still nothing|no (email|mail|code)\b|"
     r"where('s| is) the (code|email))", re.IGNORECASE)
 QUESTION_START = re.compile(
-    r"^\W*(hmm+\W+|wait\W+|sorry\W+|ok\W+|um+\W+|so\W+|and\W+)*(what|whats|what's|how|why|where|which|who|"
+    r"^\W*(hm+\W+|wait\W+|sorry\W+|ok\W+|um+\W+|so\W+|and\W+)*(what|whats|what's|how|why|where|which|who|"
     r"when|does|do|is|are|huh|explain|can i|should i|could you explain|tell me)\b", re.IGNORECASE)
 # The customer needs a moment ("hold on, i have to look it up").
 WAIT = re.compile(r"\b(hold on|hang on|one (sec|second|moment|min|minute)|give me a (sec|second|moment|minute)|"
@@ -79,7 +79,8 @@ UNSURE = re.compile(r"\b(i )?(don'?t|do not|dont) (know|have|understand|get)\b|\
 MEANING = re.compile(
     r"\b(difference|differences|mean|means|meaning|what('?s| is| are)( an?| the)?\s+\w+|explain|"
     r"don'?t (know|have|understand|get)|not sure|no idea|where (do|can|would) i (find|get|see)|"
-    r"which (one|should)|what should)\b", re.IGNORECASE)
+    r"which (one|should)|what should|what (can|could|does|do|may) (an? |the )?\w+ (do|see|change)|"
+    r"can'?t|cannot)\b", re.IGNORECASE)
 
 FAQ_RESPONSES = {
     "what_is_tfa": "utter_what_is_tfa",

@@ -79,7 +79,8 @@ NO_REQUEST_YET = (
 TERMS = [
     (r"primary e-?mail", "Your primary email is the address your account was registered with "
                          "(Profile → Account shows it). Codes and account notices go there."),
-    (r"role.*(later|afterwards|change)|change.*role",
+    (r"role.*(later|afterwards|change)|change.*role|"
+     r"(allowed|permissions?|rights|access).*(later|afterwards)|change what (s?he|they|he) (is|are|can)",
      "Yes, any time: Profile → User Management, then click the user."),
     (r"roles?\b|admin|member|owner",
      "Users are owners, admins or members. Owners can do everything, including closing the "
