@@ -102,6 +102,14 @@ def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
     return Pipeline([("features", FeatureUnion(features)), ("classifier", classifier)])
 
 
+HANDOFF_INTENT = "human_handoff"
+#: Words without which a message is not taken for a request to reach a person.
+ASKS_FOR_SOMEONE = re.compile(
+    r"\b(person|people|human|humans|agent|agents|someone|somebody|anyone|anybody|staff|support|team|"
+    r"representative|rep|operator|manager|supervisor|employee|colleague of yours|real|live|"
+    r"talk|speak|call|ring|contact|reach|escalate|service|desk|helpdesk|ticket)\b", re.IGNORECASE)
+UNNAMED_HANDOFF_FACTOR = 0.5
+
 #: An e-mail address in a message ("remove business@demo.example"): its words say
 #: nothing about the intent, so the classifier sees one neutral address instead.
 EMAIL_ADDRESS = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+")
@@ -183,16 +191,24 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
 
         A message without a single letter ("👍", "🤔🤔🤔", "???", "12") names no
         topic: every confidence is 0, so the fallback classifier makes it
-        ``nlu_fallback`` rather than a guess.
+        ``nlu_fallback`` rather than a guess. ``human_handoff`` for a message that
+        names nobody (no person, human, agent, support, team...) keeps only half
+        its confidence: a vague fragment is a misunderstanding to clarify, not a
+        request to file.
         """
         if self.pipeline is None:
             return messages
         texts = [message.get(TEXT) or "" for message in messages]
         probabilities = self.pipeline.predict_proba([classifier_text(text) for text in texts])
         labels = self.pipeline.classes_
+        handoff = list(labels).index(HANDOFF_INTENT) if HANDOFF_INTENT in labels else None
         for message, text, row in zip(messages, texts, probabilities):
             if not any(character.isalpha() for character in text):
                 row = row * 0.0
+            elif handoff is not None and row.argmax() == handoff and not ASKS_FOR_SOMEONE.search(text):
+                # A request for a person names one: "the phone and the colleague" is not one.
+                row = row.copy()
+                row[handoff] *= UNNAMED_HANDOFF_FACTOR
             ranking = sorted(
                 ({"name": str(label), "confidence": float(p)} for label, p in zip(labels, row)),
                 key=lambda item: -item["confidence"],
