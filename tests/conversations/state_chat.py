@@ -1,7 +1,8 @@
-"""Helpers of the state conversation tests: an assistant per module, accounts set up as needed, chats.
+"""Helpers of the state conversation tests: accounts set up as needed, chats.
 
-Not a conftest: the fixtures are imported by the test modules that use them, so
-other conversation tests in this folder stay independent of them.
+The assistant (one per module) is the folder's ``conftest.assistant``; the
+``store`` fixture here, imported by the modules that use it, overrides the
+folder's with a :class:`StateStore`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from accounts.db import write_session
 from accounts.models import Account, Invoice, Member, Payment, Service, SupportRequest, SupportRequestMessage
 from supportbot.portal_token import PortalTokenVerifier
 from supportbot.settings import PROJECT_ROOT
-from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant, assistant_env, start_assistant, stop_process
+from tests.conftest import TEST_PORTAL_SECRET, RunningAssistant
 from tests.operations.conftest import Store
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -29,19 +30,8 @@ GRACE_ENDS = NOW + dt.timedelta(days=14)
 
 
 @pytest.fixture(scope="module")
-def assistant(model_path: Path, tmp_path_factory) -> Iterator[RunningAssistant]:
-    """One assistant for the module, with its own SQLite account store."""
-    tmp_dir = tmp_path_factory.mktemp("state-conversations")
-    env = assistant_env(tmp_dir)
-    process, running = start_assistant(tmp_dir, env)
-    running.accounts_db_url = env["ACCOUNTS_DB_URL"]
-    yield running
-    stop_process(process)
-
-
-@pytest.fixture(scope="module")
 def store(assistant: RunningAssistant) -> "StateStore":
-    return StateStore(assistant.accounts_db_url)
+    return StateStore(assistant.accounts_db_url, mail_dir=Path(assistant.log_path).parent / "mail")
 
 
 class StateStore(Store):

@@ -15,7 +15,6 @@ from actions.wording import day
 from tests.conversations.state_chat import (  # noqa: F401 - fixtures
     GRACE_ENDS,
     Chat,
-    assistant,
     buttons,
     response_variants,
     store,

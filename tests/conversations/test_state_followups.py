@@ -22,7 +22,6 @@ from actions.wording import day
 from tests.conversations.state_chat import (  # noqa: F401 - fixtures
     NOW,
     Chat,
-    assistant,
     buttons,
     response_text,
     response_variants,
