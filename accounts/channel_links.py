@@ -255,6 +255,16 @@ def _pending_subject(ctx: OperationContext, channel: str, channel_user_id: str
     return account, member, row
 
 
+def _locked_pending_subject(ctx: OperationContext, channel: str, channel_user_id: str
+                            ) -> Union[Tuple[Account, Member, Optional[VerificationCode]], Refused]:
+    """The chat identity checked and locked, then its pending (account, member, code row), or a refusal."""
+    refused = _check_identity(channel, channel_user_id)
+    if refused:
+        return refused
+    _identity_lock(ctx.session, channel, channel_user_id)
+    return _pending_subject(ctx, channel, channel_user_id)
+
+
 def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, idempotency_key: str) -> Result:
     """Check the e-mailed code of this chat identity and link it to the account's primary member.
 
@@ -278,11 +288,7 @@ def confirm_link(deps: Deps, *, channel: str, channel_user_id: str, code: str, i
     source = failure_source(channel, channel_user_id)
 
     def body(ctx: OperationContext) -> Result:
-        refused = _check_identity(channel, channel_user_id)
-        if refused:
-            return refused
-        _identity_lock(ctx.session, channel, channel_user_id)
-        subject = _pending_subject(ctx, channel, channel_user_id)
+        subject = _locked_pending_subject(ctx, channel, channel_user_id)
         if isinstance(subject, Refused):
             return subject
         account, member, row = subject
@@ -329,11 +335,7 @@ def confirm_link_app_code(deps: Deps, *, channel: str, channel_user_id: str, cod
     source = failure_source(channel, channel_user_id)
 
     def body(ctx: OperationContext) -> Result:
-        refused = _check_identity(channel, channel_user_id)
-        if refused:
-            return refused
-        _identity_lock(ctx.session, channel, channel_user_id)
-        subject = _pending_subject(ctx, channel, channel_user_id)
+        subject = _locked_pending_subject(ctx, channel, channel_user_id)
         if isinstance(subject, Refused):
             return subject
         account, member, row = subject
